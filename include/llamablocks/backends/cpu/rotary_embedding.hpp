@@ -1,0 +1,141 @@
+// RotaryEmbedding on the cpu backend. cos/sin tables [max_seq_len, head_dim/2] are computed once in
+// double from the (scaled) frequencies; the elementwise formulation reads them, the two reference
+// formulations recompute the angles in double.
+#pragma once
+
+#include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/core/config.hpp"
+#include "llamablocks/core/tensor.hpp"
+#include "llamablocks/modules/rotary_embedding.hpp"
+
+#include <cmath>
+#include <complex>
+#include <vector>
+
+namespace llamablocks {
+
+template <class T>
+class RotaryEmbedding<cpu, T> {
+ public:
+  /// \param head_dim    width of one head; must be even.
+  /// \param max_seq_len positions covered by the tables.
+  /// \param rope_theta  frequency base: 10000 (LLaMA-2), 500000 (LLaMA-3), 1e6 (Code Llama).
+  /// \param layout      pair layout the q/k weights were trained with.
+  /// \param scaling     frequency scaling (LLaMA-3.1: RopeScaling::llama3(8), 3.2: llama3(32)).
+  RotaryEmbedding(index_t head_dim, index_t max_seq_len, double rope_theta, RopeLayout layout,
+                  RopeScaling scaling = {})
+      : head_dim_(head_dim),
+        layout_(layout),
+        inv_freq_((check(head_dim, max_seq_len, rope_theta, scaling),
+                   detail::rope_frequencies(head_dim, rope_theta, scaling))),
+        cos_({max_seq_len, head_dim / 2}),
+        sin_({max_seq_len, head_dim / 2}) {
+    detail::check_cpu_scalar<T>();
+    auto cos_table = cos_.view();
+    auto sin_table = sin_.view();
+    for (index_t position = 0; position < max_seq_len; ++position)
+      for (index_t j = 0; j < head_dim / 2; ++j) {
+        const double angle = static_cast<double>(position) * inv_freq_[static_cast<std::size_t>(j)];
+        cos_table(position, j) = static_cast<T>(std::cos(angle));
+        sin_table(position, j) = static_cast<T>(std::sin(angle));
+      }
+  }
+
+  explicit RotaryEmbedding(const ModelConfig& config)
+      : RotaryEmbedding(config.head_dim, config.max_seq_len, config.rope_theta, config.rope_layout,
+                        config.rope_scaling) {}
+
+  index_t head_dim() const { return head_dim_; }
+  index_t max_seq_len() const { return cos_.shape(0); }
+  RopeLayout layout() const { return layout_; }
+  /// θ_j after scaling, j = 0 .. head_dim/2 − 1.
+  const std::vector<double>& inv_freq() const { return inv_freq_; }
+
+  /// Rotates x: [batch, tokens, heads, head_dim] in place; token t is at position start_pos + t.
+  template <class Formulation = rope::elementwise>
+  void apply(const Context<cpu>& ctx, const TensorView<T, 4>& x, index_t start_pos,
+             Formulation = {}) const {
+    const char* where = "RotaryEmbedding::apply";
+    detail::require<shape_error>(x.shape(3) == head_dim_, where, ": x has shape ",
+                                 detail::format_shape(x.shape()),
+                                 ", its last dimension must be head_dim = ", head_dim_);
+    detail::expect_shape(where, "x", x, x.shape());
+    detail::expect_positions(where, start_pos, x.shape(1), max_seq_len());
+    const index_t tokens = x.shape(1);
+    const index_t heads = x.shape(2);
+    detail::parallel_for(ctx, x.shape(0) * tokens, [&](index_t row) {
+      const index_t position = start_pos + row % tokens;
+      T* row_data = x.data() + row * heads * head_dim_;
+      rotate_row(row_data, heads, position, Formulation{});
+    });
+  }
+
+ private:
+  static void check(index_t head_dim, index_t max_seq_len, double rope_theta,
+                    const RopeScaling& scaling) {
+    const char* module = "RotaryEmbedding";
+    detail::require<config_error>(head_dim > 0 && head_dim % 2 == 0, module,
+                                  ": head_dim must be positive and even, got ", head_dim);
+    detail::require<config_error>(max_seq_len > 0, module, ": max_seq_len must be > 0, got ",
+                                  max_seq_len);
+    detail::require<config_error>(std::isfinite(rope_theta) && rope_theta > 1, module,
+                                  ": rope_theta must be > 1 and finite, got ", rope_theta);
+    scaling.validate();
+  }
+
+  // row: [heads, head_dim] of one token.
+  void rotate_row(T* row, index_t heads, index_t position, rope::elementwise) const {
+    const T* cos_row = cos_.data() + position * (head_dim_ / 2);
+    const T* sin_row = sin_.data() + position * (head_dim_ / 2);
+    for (index_t h = 0; h < heads; ++h) {
+      T* head = row + h * head_dim_;
+      for (index_t j = 0; j < head_dim_ / 2; ++j) {
+        const auto pair = detail::rope_pair(layout_, j, head_dim_);
+        const T a = head[pair.first];
+        const T b = head[pair.second];
+        head[pair.first] = a * cos_row[j] - b * sin_row[j];
+        head[pair.second] = a * sin_row[j] + b * cos_row[j];
+      }
+    }
+  }
+
+  void rotate_row(T* row, index_t heads, index_t position, rope::rotation_matrix) const {
+    // R_m: identity outside the 2×2 rotation block of each pair.
+    detail::RowMatrix<double> rotation = detail::RowMatrix<double>::Zero(head_dim_, head_dim_);
+    for (index_t j = 0; j < head_dim_ / 2; ++j) {
+      const auto pair = detail::rope_pair(layout_, j, head_dim_);
+      const double angle = static_cast<double>(position) * inv_freq_[static_cast<std::size_t>(j)];
+      rotation(pair.first, pair.first) = std::cos(angle);
+      rotation(pair.first, pair.second) = -std::sin(angle);
+      rotation(pair.second, pair.first) = std::sin(angle);
+      rotation(pair.second, pair.second) = std::cos(angle);
+    }
+    for (index_t h = 0; h < heads; ++h) {
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> head(row + h * head_dim_, head_dim_);
+      head = (rotation * head.template cast<double>()).template cast<T>();
+    }
+  }
+
+  void rotate_row(T* row, index_t heads, index_t position, rope::complex_multiply) const {
+    for (index_t h = 0; h < heads; ++h) {
+      T* head = row + h * head_dim_;
+      for (index_t j = 0; j < head_dim_ / 2; ++j) {
+        const auto pair = detail::rope_pair(layout_, j, head_dim_);
+        const std::complex<double> rotated =
+            std::complex<double>(head[pair.first], head[pair.second]) *
+            std::polar(1.0, static_cast<double>(position) * inv_freq_[static_cast<std::size_t>(j)]);
+        head[pair.first] = static_cast<T>(rotated.real());
+        head[pair.second] = static_cast<T>(rotated.imag());
+      }
+    }
+  }
+
+  index_t head_dim_;
+  RopeLayout layout_;
+  std::vector<double> inv_freq_;
+  Tensor<T, 2, cpu> cos_;  // [max_seq_len, head_dim/2]
+  Tensor<T, 2, cpu> sin_;  // [max_seq_len, head_dim/2]
+};
+
+}  // namespace llamablocks
