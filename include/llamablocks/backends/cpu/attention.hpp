@@ -29,6 +29,18 @@ inline constexpr index_t attention_tile_rows = 64;
 
 }  // namespace detail
 
+/// Scratch causal_attention needs, [threads, elements per thread]: per thread the stacked queries
+/// [rows, head_dim], the scores [rows, keys] and the outputs [rows, head_dim] of one task.
+/// Callers that must not fail halfway (GroupedQueryAttention) reserve it before writing anything.
+inline Shape<2> causal_attention_scratch_shape(const Context<cpu>& ctx, index_t tokens,
+                                               index_t start_pos, index_t n_heads,
+                                               index_t n_kv_heads, index_t head_dim) {
+  const index_t group = n_heads / n_kv_heads;
+  const index_t tile_tokens = std::max<index_t>(1, detail::attention_tile_rows / group);
+  const index_t max_rows = std::min(tile_tokens, tokens) * group;
+  return {ctx.num_threads(), max_rows * (2 * head_dim + start_pos + tokens)};
+}
+
 /// q: [batch, tokens, n_heads, head_dim], RoPE applied; the cache must already hold positions
 /// 0 .. start_pos + tokens − 1. out: [batch, tokens, n_heads, head_dim]. scratch is grown as needed.
 template <class T>
@@ -54,11 +66,9 @@ void causal_attention(const Context<cpu>& ctx, const TensorView<const T, 4>& q,
   const index_t group = n_heads / n_kv_heads;
   const index_t tile_tokens = std::max<index_t>(1, detail::attention_tile_rows / group);
   const index_t tiles = (tokens + tile_tokens - 1) / tile_tokens;
-  const index_t max_rows = std::min(tile_tokens, tokens) * group;
-  const index_t max_keys = start_pos + tokens;
-  // Per thread: stacked queries [rows, head_dim], scores [rows, keys], outputs [rows, head_dim].
-  const index_t per_thread = max_rows * (2 * head_dim + max_keys);
-  const auto buffers = scratch.template get<2>({ctx.num_threads(), per_thread});
+  const auto buffers = scratch.template get<2>(
+      causal_attention_scratch_shape(ctx, tokens, start_pos, n_heads, n_kv_heads, head_dim));
+  const index_t per_thread = buffers.shape(1);
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
   const auto keys = cache.keys();
   const auto values = cache.values();

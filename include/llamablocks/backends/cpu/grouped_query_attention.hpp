@@ -84,6 +84,9 @@ class GroupedQueryAttention<cpu, T> {
     const auto k = k_.template get<2>({rows, n_kv_heads_ * head_dim_});
     const auto v = v_.template get<2>({rows, n_kv_heads_ * head_dim_});
     const auto context = context_.template get<4>({batch, tokens, n_heads_, head_dim_});
+    // Reserved now so that nothing can fail once the cache has been written.
+    attention_scratch_.template get<2>(causal_attention_scratch_shape(
+        ctx, tokens, start_pos, n_heads_, n_kv_heads_, head_dim_));
 
     detail::linear_kernel<T>(ctx, x_rows, wq_.view(), q);
     detail::linear_kernel<T>(ctx, x_rows, wk_.view(), k);
