@@ -17,8 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <sstream>
-#include <string>
+#include <ostream>
 #include <type_traits>
 
 namespace llamablocks {
@@ -30,13 +29,21 @@ using Shape = std::array<index_t, Rank>;
 
 namespace detail {
 
+/// A shape printed as "[2, 7, 64]" when streamed. It formats nothing until then, so argument
+/// checks on hot paths cost a copy of a few integers unless they fail.
 template <std::size_t Rank>
-std::string format_shape(const std::array<index_t, Rank>& shape) {
-  std::ostringstream out;
-  out << '[';
-  for (std::size_t i = 0; i < Rank; ++i) out << (i ? ", " : "") << shape[i];
-  out << ']';
-  return out.str();
+struct ShapeText {
+  std::array<index_t, Rank> shape;
+  friend std::ostream& operator<<(std::ostream& out, const ShapeText& text) {
+    out << '[';
+    for (std::size_t i = 0; i < Rank; ++i) out << (i ? ", " : "") << text.shape[i];
+    return out << ']';
+  }
+};
+
+template <std::size_t Rank>
+ShapeText<Rank> format_shape(const std::array<index_t, Rank>& shape) {
+  return {shape};
 }
 
 /// Row-major strides of a contiguous tensor of the given shape.
