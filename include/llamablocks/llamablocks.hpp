@@ -23,3 +23,7 @@
 #include "llamablocks/backends/cpu/swiglu_feed_forward.hpp"
 
 #include "llamablocks/modules/llama_block.hpp"
+
+#include "llamablocks/io/format_error.hpp"
+#include "llamablocks/text/sampler.hpp"
+#include "llamablocks/text/sentencepiece_tokenizer.hpp"
