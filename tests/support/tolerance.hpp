@@ -4,12 +4,17 @@
 // as llama.cpp's test-backend-ops does, under a per-type threshold; NaN or Inf anywhere fails, and a
 // reference whose norm is zero fails too (a test comparing zeros with zeros proves nothing).
 // Element-wise checks use |a − b| <= abs + rel·|b|.
+// With LLAMABLOCKS_TEST_REPORT=<file> in the environment, every require_close appends
+// "label<TAB>nmse<TAB>max_abs_error<TAB>threshold" to that file, so the largest errors of a whole
+// run can be summarized (scripts/summarize-test-errors.py).
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 #include <string>
 
@@ -65,6 +70,14 @@ void require_close(const char* what, const A* actual, const B* reference, std::s
   info << what << ": nmse " << c.nmse << " (threshold " << threshold << "), max |error| "
        << c.max_abs_error << ", |reference| " << c.reference_norm << ", " << count << " values";
   INFO(info.str());
+  if (const char* report_path = std::getenv("LLAMABLOCKS_TEST_REPORT")) {
+    if (std::FILE* report = std::fopen(report_path, "a")) {
+      const char* type = sizeof(A) == sizeof(float) ? "float" : "double";
+      std::fprintf(report, "%s <%s>\t%.3e\t%.3e\t%.1e\n", what, type, c.nmse, c.max_abs_error,
+                   threshold);
+      std::fclose(report);
+    }
+  }
   REQUIRE(c.finite);
   REQUIRE(c.reference_norm > 0);
   REQUIRE(c.nmse <= threshold);
