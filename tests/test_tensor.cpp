@@ -94,3 +94,9 @@ TEST_CASE("Workspace grows to the largest request and then reuses it", "[tensor]
   CHECK(again.data() == storage);  // no reallocation for a request that fits
   (void)small;
 }
+
+TEST_CASE("Tensor of a one-byte element type", "[tensor]") {
+  Tensor<std::uint8_t, 1> bytes({1000});
+  CHECK(bytes.size() == 1000);
+  CHECK(bytes.data()[999] == 0);
+}

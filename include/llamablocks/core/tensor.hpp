@@ -250,7 +250,7 @@ class Tensor {
   explicit Tensor(const Shape<Rank>& shape) {
     const index_t count = detail::checked_element_count(shape);
     detail::require<shape_error>(
-        count <= static_cast<index_t>(SIZE_MAX / sizeof(T)), "Tensor: shape ",
+        static_cast<std::uint64_t>(count) <= SIZE_MAX / sizeof(T), "Tensor: shape ",
         detail::format_shape(shape), " needs more bytes than size_t holds");
     const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(T);
     void* raw = detail::allocator<Backend>::allocate(bytes);

@@ -4,7 +4,7 @@
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
-#include "llamablocks/backends/cpu/norm_common.hpp"
+#include "llamablocks/core/norm_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/modules/layer_norm.hpp"
 

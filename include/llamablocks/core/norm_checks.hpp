@@ -1,4 +1,4 @@
-// Argument checks shared by the cpu normalization modules (RMSNorm, LayerNorm).
+// Argument checks shared by the normalization modules (RMSNorm, LayerNorm) of every backend.
 #pragma once
 
 #include "llamablocks/core/error.hpp"

@@ -1,0 +1,20 @@
+// llamablocks for CUDA: the core types, Context<cuda>, the device allocator behind
+// Tensor<T, Rank, cuda>, and every module specialized for the cuda backend so far (RMSNorm) with
+// its kernels (rms_norm, add_inplace, swiglu_activation). Compile with nvcc and link
+// llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include this header; the
+// cpu backend stays in llamablocks/llamablocks.hpp and both may be included together.
+#pragma once
+
+#if !defined(__CUDACC__)
+#error "llamablocks/cuda.cuh must be compiled by nvcc (CUDA language); the cpu backend is llamablocks/llamablocks.hpp"
+#endif
+
+#include "llamablocks/core/backend.hpp"
+#include "llamablocks/core/error.hpp"
+#include "llamablocks/core/parameter.hpp"
+#include "llamablocks/core/tensor.hpp"
+#include "llamablocks/core/workspace.hpp"
+
+#include "llamablocks/backends/cuda/context.cuh"
+#include "llamablocks/backends/cuda/elementwise.cuh"
+#include "llamablocks/backends/cuda/rms_norm.cuh"
