@@ -1,47 +1,99 @@
-// llama2: generates tokens with a LLaMA model assembled from llamablocks.
+// llama2: text generation with a LLaMA-2 model assembled from llamablocks, a drop-in for llama2.c's
+// `run` on its checkpoints (same flags, same sampler, same output).
 //
-// This first version runs a model with random weights of a given shape, to exercise the whole
-// pipeline (batched prefill, then one-token decode steps through the KV caches) and to report
-// prefill and decode tokens/s. Checkpoint readers and tokenizers come with the io/ and text/ parts.
+//   llama2 MODEL.bin [-t TEMPERATURE] [-p TOP_P] [-s SEED] [-n STEPS] [-i PROMPT] [-z TOKENIZER]
+//                    [-m generate|chat] [-y SYSTEM_PROMPT] [--top-k K] [--threads N]
+//                    [--device cpu|cuda] [--print-ids]
+//   llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB
+//                    [--prompt-tokens N] [same options]
 //
-//   llama2 --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB
-//          [-n STEPS] [--prompt-tokens N] [--threads N] [-s SEED] [--print-ids]
+// Generation follows run.c: the prompt is encoded with BOS, `steps` counts positions including the
+// prompt, generation stops early when the model emits BOS (1), and each token is printed as
+// decode(previous, token), skipping single unprintable bytes (an EOS prints its piece and does not
+// stop, as in run.c). The differences are the speed-ups: the prompt runs as one batched prefill,
+// and the products run on several threads. The sampler reproduces run.c's random draws
+// (RandomSource::xorshift_runc), so e.g. -t 1.0 -p 0.9 -s 42 gives run.c's text.
+// The last line, on stderr, gives the prefill and decode tokens/s.
+//
+// The random mode builds a model of a named shape with random weights (no checkpoint, no
+// tokenizer unless -z is given: the prompt is then --prompt-tokens random ids) to measure speed.
+#include "llama2c_loader.hpp"
 #include "llama_model.hpp"
 
 #include <algorithm>
-#include <cmath>
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
 using namespace llamablocks;
 
 struct Options {
-  ModelConfig config;
-  std::string shape_name = "stories15M";
-  index_t steps = 64;
+  std::string model_path;  // "random" for a random-weight model of --shape
+  std::string shape_name;
+  std::string tokenizer_path = "tokenizer.bin";
+  bool tokenizer_given = false;
+  std::string prompt;
+  std::string mode = "generate";
+  std::optional<std::string> system_prompt;
+  std::string device = "cpu";
+  float temperature = 1.0f;
+  float top_p = 0.9f;
+  std::int32_t top_k = 0;
+  std::uint64_t seed = 0;  // 0: the time, as in run.c
+  std::int64_t steps = 256;
   index_t prompt_tokens = 32;
   int threads = Context<cpu>::default_num_threads();
-  unsigned seed = 42;
   bool print_ids = false;
 };
 
-[[noreturn]] void usage(const char* message) {
-  std::fprintf(stderr,
-               "error: %s\n"
-               "usage: llama2 --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB\n"
-               "              [-n STEPS] [--prompt-tokens N] [--threads N] [-s SEED] [--print-ids]\n",
-               message);
+void print_usage() {
+  std::fputs(
+      "usage: llama2 MODEL.bin [options]\n"
+      "       llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB\n"
+      "              [--prompt-tokens N] [options]\n"
+      "options (as llama2.c's run, plus the long ones):\n"
+      "  -t <float>   temperature in [0, inf), default 1.0; 0 = greedy\n"
+      "  -p <float>   top-p (nucleus) in [0, 1], default 0.9; 0 or 1 = off\n"
+      "  -s <int>     random seed, default: the time\n"
+      "  -n <int>     positions to run, prompt included, default 256; 0 = max_seq_len\n"
+      "  -i <string>  prompt\n"
+      "  -z <string>  tokenizer.bin of llama2.c, default tokenizer.bin\n"
+      "  -m <string>  generate|chat, default generate\n"
+      "  -y <string>  system prompt in chat mode (else asked on stdin)\n"
+      "  --top-k <int>        keep the k most probable tokens, default 0 = off\n"
+      "  --threads <int>      threads, default all\n"
+      "  --device cpu|cuda    default cpu\n"
+      "  --print-ids          print token ids instead of text\n"
+      "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n",
+      stderr);
+}
+
+[[noreturn]] void usage(const std::string& message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  print_usage();
   std::exit(2);
 }
 
+template <class Number>
+Number parse_number(const std::string& flag, const std::string& text) {
+  std::istringstream in(text);
+  Number value{};
+  if (!(in >> value) || !in.eof()) usage("cannot parse the value '" + text + "' of " + flag);
+  return value;
+}
+
 ModelConfig shape_config(const std::string& name) {
-  ModelConfig config;
   std::int64_t dim = 0, layers = 0, heads = 0, kv_heads = 0, ffn = 0, vocab = 0;
   if (name == "stories15M") {
     dim = 288, layers = 6, heads = 6, kv_heads = 6, ffn = 768, vocab = 32000;
@@ -52,10 +104,12 @@ ModelConfig shape_config(const std::string& name) {
   } else {
     char comma[5];
     std::istringstream in(name);
-    if (!(in >> dim >> comma[0] >> layers >> comma[1] >> heads >> comma[2] >> kv_heads >> comma[3] >>
-          ffn >> comma[4] >> vocab))
-      usage(("cannot parse --shape " + name).c_str());
+    if (!(in >> dim >> comma[0] >> layers >> comma[1] >> heads >> comma[2] >> kv_heads >>
+          comma[3] >> ffn >> comma[4] >> vocab) ||
+        !in.eof() || std::count(comma, comma + 5, ',') != 5)
+      usage("cannot parse --shape " + name);
   }
+  ModelConfig config;
   config.dim = dim;
   config.n_layers = layers;
   config.n_heads = heads;
@@ -66,6 +120,11 @@ ModelConfig shape_config(const std::string& name) {
   config.norm_eps = 1e-5;
   config.rope_theta = 10000;
   config.max_seq_len = 2048;
+  try {
+    config.validate();
+  } catch (const config_error& e) {
+    usage(std::string("--shape ") + name + ": " + e.what());
+  }
   return config;
 }
 
@@ -73,28 +132,57 @@ Options parse(int argc, char** argv) {
   Options options;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
+    if (flag.empty() || flag[0] != '-') {
+      if (!options.model_path.empty()) usage("two models given: " + options.model_path + ", " + flag);
+      options.model_path = flag;
+      continue;
+    }
     auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(("missing value for " + flag).c_str());
+      if (i + 1 >= argc) usage("missing value for " + flag);
       return argv[++i];
     };
-    if (flag == "--shape") options.shape_name = value();
-    else if (flag == "-n") options.steps = std::stoll(value());
-    else if (flag == "--prompt-tokens") options.prompt_tokens = std::stoll(value());
-    else if (flag == "--threads") options.threads = std::stoi(value());
-    else if (flag == "-s") options.seed = static_cast<unsigned>(std::stoul(value()));
+    if (flag == "-t") options.temperature = parse_number<float>(flag, value());
+    else if (flag == "-p") options.top_p = parse_number<float>(flag, value());
+    else if (flag == "-s") options.seed = static_cast<std::uint64_t>(parse_number<long long>(flag, value()));
+    else if (flag == "-n") options.steps = parse_number<std::int64_t>(flag, value());
+    else if (flag == "-i") options.prompt = value();
+    else if (flag == "-z") options.tokenizer_path = value(), options.tokenizer_given = true;
+    else if (flag == "-m") options.mode = value();
+    else if (flag == "-y") options.system_prompt = value();
+    else if (flag == "--top-k") options.top_k = parse_number<std::int32_t>(flag, value());
+    else if (flag == "--threads") options.threads = parse_number<int>(flag, value());
+    else if (flag == "--device") options.device = value();
     else if (flag == "--print-ids") options.print_ids = true;
-    else usage(("unknown flag " + flag).c_str());
+    else if (flag == "--shape") options.shape_name = value();
+    else if (flag == "--prompt-tokens") options.prompt_tokens = parse_number<index_t>(flag, value());
+    else usage("unknown flag " + flag);
   }
-  options.config = shape_config(options.shape_name);
-  if (options.prompt_tokens < 1 || options.steps < 0 ||
-      options.prompt_tokens + options.steps > options.config.max_seq_len)
-    usage("need 1 <= prompt tokens and prompt tokens + steps <= max_seq_len");
+  // A bare --shape (the first version's interface) means the random mode.
+  if (options.model_path.empty() && !options.shape_name.empty()) options.model_path = "random";
+  if (options.model_path.empty()) usage("no model given");
+  if (options.model_path == "random" && options.shape_name.empty())
+    usage("the random model needs --shape");
+  if (options.model_path != "random" && !options.shape_name.empty())
+    usage("--shape is only for the random model");
+  if (options.mode != "generate" && options.mode != "chat") usage("unknown mode " + options.mode);
+  if (options.device != "cpu" && options.device != "cuda") usage("unknown device " + options.device);
+  if (options.threads < 1) usage("--threads must be >= 1");
+  if (options.top_k < 0) usage("--top-k must be >= 0");
+  if (options.prompt_tokens < 1) usage("--prompt-tokens must be >= 1");
+  if (!std::isfinite(options.temperature) || !std::isfinite(options.top_p))
+    usage("-t and -p must be finite");
+  // run.c's overrides: negative temperature = greedy, top-p outside [0, 1] = 0.9, and top-p 0 or 1
+  // = no nucleus; seed 0 = the time; steps <= 0 or beyond the context = max_seq_len (see main).
+  if (options.temperature < 0) options.temperature = 0;
+  if (options.top_p < 0 || options.top_p > 1) options.top_p = 0.9f;
+  if (options.top_p == 0) options.top_p = 1;
+  if (options.seed == 0) options.seed = static_cast<std::uint64_t>(std::time(nullptr));
   return options;
 }
 
 template <class Model>
-void randomize(Model& model, unsigned seed) {
-  std::mt19937 generator(seed);
+void randomize(Model& model, std::uint64_t seed) {
+  std::mt19937 generator(static_cast<unsigned>(seed));
   auto fill = [&](auto& parameter, double stddev, double mean) {
     std::normal_distribution<float> distribution(static_cast<float>(mean), static_cast<float>(stddev));
     auto view = parameter.view();
@@ -114,53 +202,232 @@ void randomize(Model& model, unsigned seed) {
   fill(model.output().weight(), scale, 0.0);
 }
 
+/// run.c's safe_printf: a piece of one byte is printed only when printable or white space.
+void print_piece(const std::string& piece) {
+  if (piece.empty()) return;
+  if (piece.size() == 1) {
+    const auto byte = static_cast<unsigned char>(piece[0]);
+    if (!(std::isprint(byte) || std::isspace(byte))) return;
+  }
+  std::fputs(piece.c_str(), stdout);
+}
+
+/// Prefill the prompt, then sample and decode one token at a time, printing as run.c does.
+/// Returns the process exit status.
+template <class Backend>
+int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
+             const SentencePieceTokenizer* tokenizer, const std::vector<std::int32_t>& prompt) {
+  const ModelConfig& config = model.config();
+  std::int64_t steps = options.steps;
+  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
+  SamplerOptions sampler_options;
+  sampler_options.temperature = options.temperature;
+  sampler_options.top_p = options.top_p;
+  sampler_options.top_k = options.top_k;
+  sampler_options.seed = options.seed;
+  sampler_options.random = RandomSource::xorshift_runc;
+  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+
+  const auto emit = [&](std::int32_t previous, std::int32_t token) {
+    if (options.print_ids) std::printf("%d ", token);
+    // Like run.c, an EOS does not stop generation and prints its piece ("\n</s>\n" in LLaMA-2's
+    // tokenizer.bin), where the tokenizer's decode() gives "".
+    else if (token == tokenizer->eos_id()) print_piece(tokenizer->piece(token));
+    else print_piece(tokenizer->decode(previous, token));
+    std::fflush(stdout);
+  };
+  if (options.print_ids) std::printf("%d ", prompt.front());
+
+  // run.c forwards positions 0 .. steps-1; while pos < prompt length - 1 the next token is forced
+  // to the prompt's, so when steps < prompt length only the prompt's first tokens are printed.
+  const auto prompt_length = static_cast<std::int64_t>(prompt.size());
+  using clock = std::chrono::steady_clock;
+  double prefill_seconds = 0, decode_seconds = 0;
+  std::int64_t prefill_tokens = 0, decode_tokens = 0;
+  // The prompt's own tokens are printed as they are forced; a BOS inside it ends the sequence.
+  bool stopped = false;
+  for (std::int64_t pos = 1; pos < prompt_length && pos <= steps && !stopped; ++pos) {
+    stopped = prompt[static_cast<std::size_t>(pos)] == 1;
+    if (!stopped) emit(prompt[static_cast<std::size_t>(pos - 1)], prompt[static_cast<std::size_t>(pos)]);
+  }
+  if (!stopped && steps >= prompt_length) {
+    Tensor<float, 2> logits({1, config.vocab_size});
+    const auto prefill_start = clock::now();
+    model.forward(ctx, TensorView<const std::int32_t, 2>(prompt.data(), {1, prompt_length}), 0,
+                  logits.view());
+    prefill_seconds = std::chrono::duration<double>(clock::now() - prefill_start).count();
+    prefill_tokens = prompt_length;
+    std::int32_t token = prompt.back();
+    std::int64_t pos = prompt_length;  // positions in the cache
+    const auto decode_start = clock::now();
+    for (;;) {
+      const std::int32_t next = sampler.sample(logits.data());
+      if (next == 1) break;  // BOS delimits sequences
+      emit(token, next);
+      token = next;
+      if (pos >= steps) break;
+      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+      ++pos;
+      ++decode_tokens;
+    }
+    decode_seconds = std::chrono::duration<double>(clock::now() - decode_start).count();
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr, "prefill: %lld tokens at %.1f tokens/s; decode: %lld tokens at %.1f tokens/s\n",
+               static_cast<long long>(prefill_tokens),
+               prefill_seconds > 0 ? static_cast<double>(prefill_tokens) / prefill_seconds : 0.0,
+               static_cast<long long>(decode_tokens),
+               decode_seconds > 0 ? static_cast<double>(decode_tokens) / decode_seconds : 0.0);
+  return 0;
+}
+
+/// run.c's read_stdin: prints `guide`, reads one line without its newline; false at end of input.
+bool read_line(const char* guide, std::string& line) {
+  std::fputs(guide, stdout);
+  std::fflush(stdout);
+  line.clear();
+  for (int c; (c = std::getchar()) != EOF;) {
+    if (c == '\n') return true;
+    line += static_cast<char>(c);
+  }
+  return !line.empty();
+}
+
+/// run.c's chat: LLaMA-2-Chat turns "[INST] <<SYS>>\nSYSTEM\n<</SYS>>\n\nUSER [/INST]" (the system
+/// part in the first turn only), each user turn prefilled in one batch, the assistant's reply
+/// sampled until EOS (2) or `steps` positions. Same ids and text as run.c for a given seed; the
+/// departures: the conversation ends at the end of stdin (run.c re-sends its last buffer), lines
+/// are not cut at 511 bytes, and since the turn is one batched prefill there are no logits for the
+/// prompt's inner positions, so run.c's stray newline when it samples (and discards) EOS there is
+/// not printed.
+template <class Backend>
+int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
+         const SentencePieceTokenizer& tokenizer) {
+  const ModelConfig& config = model.config();
+  std::int64_t steps = options.steps;
+  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
+  SamplerOptions sampler_options;
+  sampler_options.temperature = options.temperature;
+  sampler_options.top_p = options.top_p;
+  sampler_options.top_k = options.top_k;
+  sampler_options.seed = options.seed;
+  sampler_options.random = RandomSource::xorshift_runc;
+  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+  Tensor<float, 2> logits({1, config.vocab_size});
+  const auto reply = [&](std::int32_t token, std::int32_t next) {
+    if (next == 2) {
+      std::printf("\n");
+    } else {
+      print_piece(tokenizer.decode(token, next));
+    }
+    std::fflush(stdout);
+  };
+
+  std::string system_prompt = options.system_prompt.value_or("");
+  std::string user_prompt;
+  std::int64_t pos = 0;
+  std::int32_t next = 0;
+  bool user_turn = true;
+  while (pos < steps) {
+    if (user_turn) {
+      if (pos == 0 && !options.system_prompt &&
+          !read_line("Enter system prompt (optional): ", system_prompt))
+        break;
+      if (pos == 0 && !options.prompt.empty()) {
+        user_prompt = options.prompt;
+      } else if (!read_line("User: ", user_prompt)) {
+        break;
+      }
+      const std::string rendered =
+          pos == 0 && !system_prompt.empty()
+              ? "[INST] <<SYS>>\n" + system_prompt + "\n<</SYS>>\n\n" + user_prompt + " [/INST]"
+              : "[INST] " + user_prompt + " [/INST]";
+      const std::vector<std::int32_t> prompt = tokenizer.encode(rendered, true, false);
+      user_turn = false;
+      std::printf("Assistant: ");
+      const std::int64_t count =
+          std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()), steps - pos);
+      model.forward(ctx, TensorView<const std::int32_t, 2>(prompt.data(), {1, count}), pos,
+                    logits.view());
+      pos += count;
+      // run.c samples after every prompt token and ignores all but the last sample; drawing as
+      // many times keeps the random stream, hence the replies, the same for a given seed.
+      for (std::int64_t i = 0; i + 1 < count; ++i) (void)sampler.sample(logits.data());
+      next = sampler.sample(logits.data());
+      if (count < static_cast<std::int64_t>(prompt.size())) break;  // out of positions
+      reply(prompt.back(), next);
+      continue;
+    }
+    const std::int32_t token = next;
+    if (token == 2) user_turn = true;  // EOS ends the assistant's turn (after one more step)
+    model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+    ++pos;
+    next = sampler.sample(logits.data());
+    reply(token, next);
+  }
+  std::printf("\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const Options options = parse(argc, argv);
+  if (options.device == "cuda") {
+    std::fprintf(stderr, "llama2: CUDA backend not built (this build has the cpu backend only)\n");
+    return 1;
+  }
   try {
-    const Options options = parse(argc, argv);
-    const ModelConfig& config = options.config;
     Context<cpu> ctx(options.threads);
-    llama2::LlamaModel<cpu> model(config, 1, /*tie_output=*/false);
-    randomize(model, options.seed);
-    std::fprintf(stderr, "model %s: dim %lld, %lld layers, %lld/%lld heads, ffn %lld, vocab %lld; %d threads\n",
-                 options.shape_name.c_str(), static_cast<long long>(config.dim),
-                 static_cast<long long>(config.n_layers), static_cast<long long>(config.n_heads),
-                 static_cast<long long>(config.n_kv_heads), static_cast<long long>(config.ffn_hidden_dim),
-                 static_cast<long long>(config.vocab_size), options.threads);
-
-    std::vector<std::int32_t> prompt(static_cast<std::size_t>(options.prompt_tokens));
-    std::mt19937 generator(options.seed + 1);
-    for (auto& id : prompt) id = static_cast<std::int32_t>(generator() % static_cast<unsigned>(config.vocab_size));
-    Tensor<float, 2> logits({1, config.vocab_size});
-    auto argmax = [&] {
-      const float* row = logits.data();
-      return static_cast<std::int32_t>(std::max_element(row, row + config.vocab_size) - row);
-    };
-    using clock = std::chrono::steady_clock;
-
-    const auto prefill_start = clock::now();
-    model.forward(ctx, TensorView<const std::int32_t, 2>(prompt.data(), {1, options.prompt_tokens}), 0,
-                  logits.view());
-    const double prefill_seconds = std::chrono::duration<double>(clock::now() - prefill_start).count();
-
-    std::int32_t token = argmax();
-    const auto decode_start = clock::now();
-    for (index_t step = 0; step < options.steps; ++step) {
-      if (options.print_ids) std::printf("%d ", token);
-      std::fflush(stdout);
-      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), options.prompt_tokens + step,
-                    logits.view());
-      token = argmax();
+    std::unique_ptr<llama2::LlamaModel<cpu>> model;
+    if (options.model_path == "random") {
+      model = std::make_unique<llama2::LlamaModel<cpu>>(shape_config(options.shape_name), 1,
+                                                        /*tie_output=*/false);
+      randomize(*model, options.seed);
+    } else {
+      model = llama2::load_llama2c_model<cpu>(Llama2cCheckpoint::read(options.model_path));
     }
-    const double decode_seconds = std::chrono::duration<double>(clock::now() - decode_start).count();
-    if (options.print_ids) std::printf("\n");
-    std::printf("prefill: %lld tokens at %.1f tokens/s; decode: %lld tokens at %.1f tokens/s\n",
-                static_cast<long long>(options.prompt_tokens),
-                static_cast<double>(options.prompt_tokens) / prefill_seconds,
-                static_cast<long long>(options.steps),
-                options.steps > 0 ? static_cast<double>(options.steps) / decode_seconds : 0.0);
-    return 0;
+    const ModelConfig& config = model->config();
+    std::fprintf(stderr,
+                 "model %s: dim %lld, %lld layers, %lld/%lld heads, ffn %lld, vocab %lld, "
+                 "max_seq_len %lld; %d threads\n",
+                 options.model_path == "random" ? options.shape_name.c_str() : options.model_path.c_str(),
+                 static_cast<long long>(config.dim), static_cast<long long>(config.n_layers),
+                 static_cast<long long>(config.n_heads), static_cast<long long>(config.n_kv_heads),
+                 static_cast<long long>(config.ffn_hidden_dim),
+                 static_cast<long long>(config.vocab_size),
+                 static_cast<long long>(config.max_seq_len), options.threads);
+
+    std::optional<SentencePieceTokenizer> tokenizer;
+    std::vector<std::int32_t> prompt;
+    // The tokenizer is needed for a prompt and for printing text; --print-ids alone starts from BOS
+    // (or from random ids in the random mode) without one.
+    const bool random = options.model_path == "random";
+    if (options.tokenizer_given || !options.prompt.empty() || (!options.print_ids && !random)) {
+      tokenizer = SentencePieceTokenizer::from_llama2c_file(
+          options.tokenizer_path, static_cast<std::int32_t>(config.vocab_size));
+      prompt = tokenizer->encode(options.prompt, /*add_bos=*/true, /*add_eos=*/false);
+    } else if (random) {
+      if (!options.print_ids) usage("the random mode needs --print-ids or a tokenizer (-z)");
+      std::mt19937 generator(static_cast<unsigned>(options.seed + 1));
+      prompt.resize(static_cast<std::size_t>(options.prompt_tokens));
+      prompt[0] = 1;
+      for (std::size_t i = 1; i < prompt.size(); ++i)
+        prompt[i] = static_cast<std::int32_t>(
+            2 + generator() % static_cast<unsigned>(std::max<std::int64_t>(config.vocab_size - 2, 1)));
+    } else {
+      prompt = {1};
+    }
+    if (options.mode == "chat") {
+      if (!tokenizer) usage("-m chat needs a tokenizer");
+      return chat(options, ctx, *model, *tokenizer);
+    }
+    return generate(options, ctx, *model, tokenizer ? &*tokenizer : nullptr, prompt);
+  } catch (const format_error& e) {  // a missing or malformed model or tokenizer file
+    std::fprintf(stderr, "llama2: %s\n", e.what());
+    print_usage();
+    return 1;
   } catch (const llamablocks::error& e) {
     std::fprintf(stderr, "llama2: %s\n", e.what());
     return 1;

@@ -1,0 +1,115 @@
+// End-to-end generation against PyTorch: small random-weight llama2.c checkpoints (MHA, GQA, MQA;
+// tied and untied output head) written by tests/golden/make_generation_golden.py, which also
+// computed, with its own float64 LLaMA from torch primitives, the logits after the prompt and the 20
+// greedy ids that follow. Here each checkpoint is read by Llama2cCheckpoint, loaded into
+// llama2::LlamaModel<cpu> (examples/llama2/), and generates with one batched prefill of the prompt
+// and one-token decode steps through the KV caches; the ids must agree token for token and the
+// prompt's logits within the golden tolerance. The same ids must come out when the prompt is fed
+// one token at a time.
+#include "../examples/llama2/llama2c_loader.hpp"
+
+#include "support/tolerance.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace llamablocks;
+
+struct Golden {
+  std::vector<std::int32_t> prompt;
+  std::vector<std::int32_t> generated;
+  std::vector<float> prompt_logits;
+};
+
+std::vector<std::int32_t> parse_ids(const std::string& line, const std::string& key) {
+  std::istringstream in(line);
+  std::string word;
+  in >> word;
+  REQUIRE(word == key);
+  std::vector<std::int32_t> ids;
+  for (std::int32_t id; in >> id;) ids.push_back(id);
+  return ids;
+}
+
+Golden read_golden(const std::string& base, index_t vocab_size) {
+  Golden golden;
+  std::ifstream ids(base + ".ids");
+  REQUIRE(ids.is_open());
+  std::string line;
+  std::getline(ids, line);  // comment
+  std::getline(ids, line);
+  golden.prompt = parse_ids(line, "prompt");
+  std::getline(ids, line);
+  golden.generated = parse_ids(line, "generated");
+  std::ifstream logits(base + ".logits", std::ios::binary);
+  REQUIRE(logits.is_open());
+  golden.prompt_logits.resize(static_cast<std::size_t>(vocab_size));
+  logits.read(reinterpret_cast<char*>(golden.prompt_logits.data()),
+              static_cast<std::streamsize>(sizeof(float) * golden.prompt_logits.size()));
+  REQUIRE(logits.gcount() == static_cast<std::streamsize>(sizeof(float) * golden.prompt_logits.size()));
+  return golden;
+}
+
+/// Greedy continuation of `logits` (after the prompt) for `steps` tokens, one decode step each.
+std::vector<std::int32_t> greedy(const Context<cpu>& ctx, llama2::LlamaModel<cpu>& model,
+                                 Tensor<float, 2>& logits, std::size_t steps) {
+  Sampler sampler(static_cast<std::int32_t>(model.config().vocab_size),
+                  {0.0f, 1.0f, 0, 0.0f, 1, RandomSource::xorshift_runc});
+  std::vector<std::int32_t> generated;
+  for (std::size_t step = 0; step < steps; ++step) {
+    std::int32_t token = sampler.sample(logits.data());
+    generated.push_back(token);
+    if (step + 1 < steps)
+      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), model.length(),
+                    logits.view());
+  }
+  return generated;
+}
+
+}  // namespace
+
+TEST_CASE("generation: greedy ids and prompt logits equal PyTorch's", "[generation][golden]") {
+  const std::string name = GENERATE(as<std::string>{}, "mha_tied", "gqa_untied",
+                                    "mqa_tied_3layers", "gqa_untied_head_dim_8");
+  INFO("config " << name);
+  const std::string base = std::string(LLAMABLOCKS_GOLDEN_DIR) + "/generation_" + name;
+  const auto checkpoint = Llama2cCheckpoint::read(base + ".bin");
+  const ModelConfig config = checkpoint.config();
+  const Golden golden = read_golden(base, config.vocab_size);
+  REQUIRE(golden.generated.size() == 20);
+
+  const Context<cpu> ctx(2);
+  auto model = llama2::load_llama2c_model<cpu>(checkpoint);
+  // Loaded in place: the embedding is the checkpoint's memory, and a tied head is that same table.
+  CHECK(model->token_embedding().weight().view().data() == checkpoint.token_embedding().data());
+  if (checkpoint.tied_output())
+    CHECK(model->output().weight().view().data() == model->token_embedding().weight().view().data());
+  else
+    CHECK(model->output().weight().view().data() == checkpoint.wcls().data());
+
+  const auto prompt_length = static_cast<index_t>(golden.prompt.size());
+  Tensor<float, 2> logits({1, config.vocab_size});
+  model->forward(ctx, TensorView<const std::int32_t, 2>(golden.prompt.data(), {1, prompt_length}), 0,
+                 logits.view());
+  test::require_close((name + " prompt logits").c_str(), logits.data(),
+                      golden.prompt_logits.data(), golden.prompt_logits.size(),
+                      test::tolerance<float>::golden_nmse);
+  CHECK(greedy(ctx, *model, logits, golden.generated.size()) == golden.generated);
+
+  SECTION("the prompt fed one token at a time gives the same ids") {
+    auto stepwise = llama2::load_llama2c_model<cpu>(checkpoint);
+    for (index_t pos = 0; pos < prompt_length; ++pos)
+      stepwise->forward(ctx,
+                        TensorView<const std::int32_t, 2>(&golden.prompt[static_cast<std::size_t>(pos)], {1, 1}),
+                        pos, logits.view());
+    CHECK(greedy(ctx, *stepwise, logits, golden.generated.size()) == golden.generated);
+  }
+}
