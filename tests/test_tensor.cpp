@@ -100,3 +100,31 @@ TEST_CASE("Tensor of a one-byte element type", "[tensor]") {
   CHECK(bytes.size() == 1000);
   CHECK(bytes.data()[999] == 0);
 }
+
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+#include <fstream>
+#include <string>
+
+namespace {
+long resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  long value = 0;
+  while (status >> key)
+    if (key == "VmRSS:") return (status >> value) ? value : 0;
+  return 0;
+}
+}  // namespace
+
+TEST_CASE("A large zero-filled tensor costs no resident memory until written", "[tensor]") {
+  // A module's parameters are allocated zero-filled and then replaced by checkpoint tensors;
+  // untouched they must not count towards the process's memory.
+  const long before = resident_kib();
+  Tensor<float, 2> large({4096, 4096});  // 64 MiB
+  const long untouched = resident_kib() - before;
+  CHECK(untouched < 8 * 1024);
+  CHECK(large.data()[0] == 0.0f);
+  CHECK(large.data()[large.size() - 1] == 0.0f);
+  CHECK(reinterpret_cast<std::uintptr_t>(large.data()) % 64 == 0);
+}
+#endif

@@ -20,6 +20,13 @@
 #include <ostream>
 #include <type_traits>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define LLAMABLOCKS_HAS_MMAP 1
+#else
+#define LLAMABLOCKS_HAS_MMAP 0
+#endif
+
 namespace llamablocks {
 
 using index_t = std::int64_t;
@@ -217,6 +224,7 @@ struct allocator {
 template <>
 struct allocator<cpu> {
   static constexpr std::size_t alignment = 64;
+  static constexpr std::size_t large_block = std::size_t{1} << 20;
 
   static void* allocate(std::size_t bytes) {
     return ::operator new(bytes == 0 ? alignment : bytes, std::align_val_t(alignment));
@@ -224,7 +232,30 @@ struct allocator<cpu> {
   static void deallocate(void* pointer) noexcept {
     ::operator delete(pointer, std::align_val_t(alignment));
   }
-  static void zero(void* pointer, std::size_t bytes) { std::memset(pointer, 0, bytes); }
+  /// Zero-filled memory for a Tensor. From 1 MiB up it comes straight from the kernel as
+  /// untouched zero pages (anonymous mmap), so a tensor that is never written, such as a module's
+  /// parameter about to be replaced by a borrowed checkpoint tensor, costs no resident memory.
+  static void* allocate_zeroed(std::size_t bytes) {
+#if LLAMABLOCKS_HAS_MMAP
+    if (bytes >= large_block) {
+      void* pointer = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (pointer == MAP_FAILED) throw std::bad_alloc();
+      return pointer;
+    }
+#endif
+    void* pointer = allocate(bytes);
+    std::memset(pointer, 0, bytes);
+    return pointer;
+  }
+  static void deallocate_zeroed(void* pointer, std::size_t bytes) noexcept {
+#if LLAMABLOCKS_HAS_MMAP
+    if (bytes >= large_block) {
+      ::munmap(pointer, bytes);
+      return;
+    }
+#endif
+    deallocate(pointer);
+  }
   static void copy_from_host(void* destination, const void* host_source, std::size_t bytes) {
     if (bytes != 0) std::memcpy(destination, host_source, bytes);
   }
@@ -253,9 +284,9 @@ class Tensor {
         static_cast<std::uint64_t>(count) <= SIZE_MAX / sizeof(T), "Tensor: shape ",
         detail::format_shape(shape), " needs more bytes than size_t holds");
     const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(T);
-    void* raw = detail::allocator<Backend>::allocate(bytes);
-    owner_ = std::shared_ptr<void>(raw, [](void* p) { detail::allocator<Backend>::deallocate(p); });
-    detail::allocator<Backend>::zero(raw, bytes);
+    void* raw = detail::allocator<Backend>::allocate_zeroed(bytes);
+    owner_ = std::shared_ptr<void>(
+        raw, [bytes](void* p) { detail::allocator<Backend>::deallocate_zeroed(p, bytes); });
     view_ = TensorView<T, Rank>(static_cast<T*>(raw), shape);
   }
 

@@ -157,12 +157,22 @@ struct allocator<cuda> {
 
   static void deallocate(void* pointer) noexcept { (void)cudaFree(pointer); }
 
-  /// Zero-fills freshly allocated memory and waits, so any stream sees the zeros.
-  static void zero(void* pointer, std::size_t bytes) {
-    if (bytes == 0) return;
-    LLAMABLOCKS_CUDA_CHECK(cudaMemset(pointer, 0, bytes));
-    LLAMABLOCKS_CUDA_CHECK(cudaDeviceSynchronize());
+  /// Zero-filled memory for a Tensor; waits for the memset, so any stream sees the zeros.
+  static void* allocate_zeroed(std::size_t bytes) {
+    void* pointer = allocate(bytes);
+    cudaError_t status = cudaMemset(pointer, 0, bytes);
+    const char* call = "cudaMemset(pointer, 0, bytes)";
+    if (status == cudaSuccess) {
+      status = cudaDeviceSynchronize();
+      call = "cudaDeviceSynchronize()";
+    }
+    if (status != cudaSuccess) {
+      deallocate(pointer);
+      cuda_check(status, call, __FILE__, __LINE__);
+    }
+    return pointer;
   }
+  static void deallocate_zeroed(void* pointer, std::size_t) noexcept { deallocate(pointer); }
 
   static void copy_from_host(void* destination, const void* host_source, std::size_t bytes) {
     if (bytes == 0) return;
