@@ -4,6 +4,7 @@
 //   llama2 MODEL.bin [-t TEMPERATURE] [-p TOP_P] [-s SEED] [-n STEPS] [-i PROMPT] [-z TOKENIZER]
 //                    [-m generate|chat] [-y SYSTEM_PROMPT] [--top-k K] [--threads N]
 //                    [--device cpu|cuda] [--print-ids]
+//   llama2 MODEL.gguf [--ctx N] [same options, but -z: the GGUF carries its tokenizer]
 //   llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB
 //                    [--prompt-tokens N] [same options]
 //
@@ -15,8 +16,15 @@
 // (RandomSource::xorshift_runc), so e.g. -t 1.0 -p 0.9 -s 42 gives run.c's text.
 // The last line, on stderr, gives the prefill and decode tokens/s.
 //
+// A MODEL ending in .gguf is a GGUF file of architecture "llama" (gguf_loader.hpp): the weights
+// (F32 borrowed, F16/BF16/Q8_0/Q4_0/Q4_1 dequantized) and the tokenizer (byte-level BPE for
+// tokenizer.ggml.model "gpt2", SentencePiece for "llama") come from it. The prompt starts with BOS
+// only when tokenizer.ggml.add_bos_token says so, and generation stops at the file's EOS or BOS.
+// max_seq_len is min(context_length, --ctx), --ctx defaulting to 2048, to keep the KV caches small.
+//
 // The random mode builds a model of a named shape with random weights (no checkpoint, no
 // tokenizer unless -z is given: the prompt is then --prompt-tokens random ids) to measure speed.
+#include "gguf_loader.hpp"
 #include "llama2c_loader.hpp"
 #include "llama_model.hpp"
 
@@ -55,11 +63,19 @@ struct Options {
   index_t prompt_tokens = 32;
   int threads = Context<cpu>::default_num_threads();
   bool print_ids = false;
+  std::int64_t ctx = 0;  // GGUF: cap on max_seq_len; 0 = the default, 2048
 };
+
+bool is_gguf(const std::string& path) {
+  static const std::string suffix = ".gguf";
+  return path.size() >= suffix.size() &&
+         path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
 
 void print_usage() {
   std::fputs(
       "usage: llama2 MODEL.bin [options]\n"
+      "       llama2 MODEL.gguf [--ctx N] [options]\n"
       "       llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB\n"
       "              [--prompt-tokens N] [options]\n"
       "options (as llama2.c's run, plus the long ones):\n"
@@ -75,6 +91,7 @@ void print_usage() {
       "  --threads <int>      threads, default all\n"
       "  --device cpu|cuda    default cpu\n"
       "  --print-ids          print token ids instead of text\n"
+      "  --ctx <int>          GGUF: max_seq_len = min(context_length, N), default 2048\n"
       "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n",
       stderr);
 }
@@ -153,6 +170,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads") options.threads = parse_number<int>(flag, value());
     else if (flag == "--device") options.device = value();
     else if (flag == "--print-ids") options.print_ids = true;
+    else if (flag == "--ctx") options.ctx = parse_number<std::int64_t>(flag, value());
     else if (flag == "--shape") options.shape_name = value();
     else if (flag == "--prompt-tokens") options.prompt_tokens = parse_number<index_t>(flag, value());
     else usage("unknown flag " + flag);
@@ -169,6 +187,8 @@ Options parse(int argc, char** argv) {
   if (options.threads < 1) usage("--threads must be >= 1");
   if (options.top_k < 0) usage("--top-k must be >= 0");
   if (options.prompt_tokens < 1) usage("--prompt-tokens must be >= 1");
+  if (options.ctx < 0) usage("--ctx must be >= 1");
+  if (options.ctx > 0 && !is_gguf(options.model_path)) usage("--ctx is only for GGUF models");
   if (!std::isfinite(options.temperature) || !std::isfinite(options.top_p))
     usage("-t and -p must be finite");
   // run.c's overrides: negative temperature = greedy, top-p outside [0, 1] = 0.9, and top-p 0 or 1
@@ -213,10 +233,12 @@ void print_piece(const std::string& piece) {
 }
 
 /// Prefill the prompt, then sample and decode one token at a time, printing as run.c does.
-/// Returns the process exit status.
-template <class Backend>
+/// Generation stops when a token of `stop_ids` is sampled ({1}, BOS, for llama2.c; the file's BOS
+/// and EOS for GGUF) and a `prompt_stop_id` inside the prompt ends it. Returns the exit status.
+template <class Backend, class Tokenizer>
 int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
-             const SentencePieceTokenizer* tokenizer, const std::vector<std::int32_t>& prompt) {
+             const Tokenizer* tokenizer, const std::vector<std::int32_t>& prompt,
+             const std::vector<std::int32_t>& stop_ids, std::int32_t prompt_stop_id) {
   const ModelConfig& config = model.config();
   std::int64_t steps = options.steps;
   if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
@@ -237,6 +259,9 @@ int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaM
     std::fflush(stdout);
   };
   if (options.print_ids) std::printf("%d ", prompt.front());
+  // A prompt without BOS (GGUF add_bos_token false) prints its first token too.
+  else if (tokenizer && prompt.front() != tokenizer->bos_id())
+    print_piece(tokenizer->decode(std::vector<std::int32_t>{prompt.front()}));
 
   // run.c forwards positions 0 .. steps-1; while pos < prompt length - 1 the next token is forced
   // to the prompt's, so when steps < prompt length only the prompt's first tokens are printed.
@@ -247,7 +272,7 @@ int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaM
   // The prompt's own tokens are printed as they are forced; a BOS inside it ends the sequence.
   bool stopped = false;
   for (std::int64_t pos = 1; pos < prompt_length && pos <= steps && !stopped; ++pos) {
-    stopped = prompt[static_cast<std::size_t>(pos)] == 1;
+    stopped = prompt[static_cast<std::size_t>(pos)] == prompt_stop_id;
     if (!stopped) emit(prompt[static_cast<std::size_t>(pos - 1)], prompt[static_cast<std::size_t>(pos)]);
   }
   if (!stopped && steps >= prompt_length) {
@@ -262,7 +287,8 @@ int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaM
     const auto decode_start = clock::now();
     for (;;) {
       const std::int32_t next = sampler.sample(logits.data());
-      if (next == 1) break;  // BOS delimits sequences
+      // BOS delimits sequences (and a GGUF's EOS ends one)
+      if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
       emit(token, next);
       token = next;
       if (pos >= steps) break;
@@ -381,7 +407,17 @@ int main(int argc, char** argv) {
   try {
     Context<cpu> ctx(options.threads);
     std::unique_ptr<llama2::LlamaModel<cpu>> model;
-    if (options.model_path == "random") {
+    const bool gguf = is_gguf(options.model_path);
+    std::optional<io::GgufFile> gguf_file;
+    std::unique_ptr<llama2::GgufTokenizer> gguf_tokenizer;
+    if (gguf) {
+      if (options.tokenizer_given)
+        std::fprintf(stderr, "llama2: -z ignored: the GGUF file carries its tokenizer\n");
+      if (options.mode == "chat") usage("-m chat is for llama2.c checkpoints (LLaMA-2-Chat turns)");
+      gguf_file = io::GgufFile::open(options.model_path);
+      gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
+      model = llama2::load_gguf_model<cpu>(*gguf_file, options.ctx > 0 ? options.ctx : 2048);
+    } else if (options.model_path == "random") {
       model = std::make_unique<llama2::LlamaModel<cpu>>(shape_config(options.shape_name), 1,
                                                         /*tie_output=*/false);
       randomize(*model, options.seed);
@@ -399,6 +435,14 @@ int main(int argc, char** argv) {
                  static_cast<long long>(config.vocab_size),
                  static_cast<long long>(config.max_seq_len), options.threads);
 
+    if (gguf) {
+      std::vector<std::int32_t> prompt =
+          gguf_tokenizer->encode(options.prompt, gguf_tokenizer->add_bos(), /*add_eos=*/false);
+      if (prompt.empty()) prompt = {gguf_tokenizer->bos_id()};  // something to start from
+      return generate(options, ctx, *model, gguf_tokenizer.get(), prompt,
+                      {gguf_tokenizer->bos_id(), gguf_tokenizer->eos_id()},
+                      gguf_tokenizer->bos_id());
+    }
     std::optional<SentencePieceTokenizer> tokenizer;
     std::vector<std::int32_t> prompt;
     // The tokenizer is needed for a prompt and for printing text; --print-ids alone starts from BOS
@@ -423,7 +467,7 @@ int main(int argc, char** argv) {
       if (!tokenizer) usage("-m chat needs a tokenizer");
       return chat(options, ctx, *model, *tokenizer);
     }
-    return generate(options, ctx, *model, tokenizer ? &*tokenizer : nullptr, prompt);
+    return generate(options, ctx, *model, tokenizer ? &*tokenizer : nullptr, prompt, {1}, 1);
   } catch (const format_error& e) {  // a missing or malformed model or tokenizer file
     std::fprintf(stderr, "llama2: %s\n", e.what());
     print_usage();
