@@ -3,6 +3,7 @@
 // and borrowed from the one buffer (never copied, also not when a Parameter adopts it), and hostile
 // files (truncated at every 4 bytes, one byte short or long, each header field zero, negative or
 // huge, shapes that do not divide) are refused with a format_error naming the file and the field.
+#include "support/temp_dir.hpp"
 #include <llamablocks/io/llama2c_checkpoint.hpp>
 #include <llamablocks/llamablocks.hpp>
 
@@ -23,35 +24,8 @@ namespace {
 using namespace llamablocks;
 namespace fs = std::filesystem;
 
-/// A temporary folder, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device seed;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      path_ = fs::temp_directory_path() / ("llamablocks_llama2c_" + std::to_string(seed()));
-      if (fs::create_directory(path_)) return;
-    }
-    FAIL("cannot create a temporary folder in " << fs::temp_directory_path());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using llamablocks::test::TempDir;
+using llamablocks::test::write_file;
 
 void append_i32(std::string& bytes, std::int32_t value) {
   std::uint32_t bits;
@@ -109,7 +83,7 @@ void require_refused(const std::string& path, const std::string& field) {
 }  // namespace
 
 TEST_CASE("llama2.c checkpoint: the header gives the config", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   const std::string path = dir.file("tiny.bin");
   write_file(path, make_checkpoint(tiny_tied));
   const auto checkpoint = Llama2cCheckpoint::read(path);
@@ -139,7 +113,7 @@ TEST_CASE("llama2.c checkpoint: the header gives the config", "[llama2c]") {
 }
 
 TEST_CASE("llama2.c checkpoint: weights at llama2.c's offsets, borrowed not copied", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   const std::string path = dir.file("untied.bin");
   write_file(path, make_checkpoint(tiny_untied));
   const auto checkpoint = Llama2cCheckpoint::read(path);
@@ -216,13 +190,13 @@ TEST_CASE("llama2.c checkpoint: weights at llama2.c's offsets, borrowed not copi
 }
 
 TEST_CASE("llama2.c checkpoint: a missing file is refused naming it", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   require_refused(dir.file("absent.bin"), "cannot open");
   require_refused(dir.file(""), "");  // a folder: cannot be read as a checkpoint
 }
 
 TEST_CASE("llama2.c checkpoint: truncated or extended files are refused", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   const std::string path = dir.file("cut.bin");
   for (const Header& header : {tiny_tied, tiny_untied}) {
     const std::string full = make_checkpoint(header);
@@ -243,7 +217,7 @@ TEST_CASE("llama2.c checkpoint: truncated or extended files are refused", "[llam
 }
 
 TEST_CASE("llama2.c checkpoint: invalid header fields are refused naming the field", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   const std::string path = dir.file("bad.bin");
   const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
                          "max_seq_len"};
@@ -287,7 +261,7 @@ TEST_CASE("llama2.c checkpoint: invalid header fields are refused naming the fie
 }
 
 TEST_CASE("llama2.c checkpoint: random corruption never crashes", "[llama2c]") {
-  TempDir dir;
+  TempDir dir("llamablocks_llama2c_");
   const std::string path = dir.file("fuzz.bin");
   const std::string good = make_checkpoint(tiny_untied);
   std::mt19937 generator(7);

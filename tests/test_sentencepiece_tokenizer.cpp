@@ -6,6 +6,7 @@
 //
 // The shared folder is LLAMABLOCKS_SHARED_DIR: the compile definition if set, else the environment
 // variable. Tests tagged [shared] pass with a warning "skipped: ..." when the file is not there.
+#include "support/temp_dir.hpp"
 #include <llamablocks/io/format_error.hpp>
 #include <llamablocks/text/sentencepiece_tokenizer.hpp>
 
@@ -126,35 +127,8 @@ const std::vector<std::string>& round_trip_texts() {
   return texts;
 }
 
-/// A temporary folder, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    std::random_device seed;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      path_ = fs::temp_directory_path() / ("llamablocks_tokenizer_" + std::to_string(seed()));
-      if (fs::create_directory(path_)) return;
-    }
-    FAIL("cannot create a temporary folder in " << fs::temp_directory_path());
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out.good());
-}
+using llamablocks::test::TempDir;
+using llamablocks::test::write_file;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -422,7 +396,7 @@ TEST_CASE("the vocabulary constructor validates its arguments", "[tokenizer]") {
 // --- the llama2.c file reader on synthetic files -----------------------------------------------
 
 TEST_CASE("from_llama2c_file reads a well-formed file", "[tokenizer]") {
-  const TempDir dir;
+  const TempDir dir("llamablocks_tokenizer_");
   const std::string path = dir.file("tokenizer.bin");
   write_file(path, llama2c_file({{" ", -1.0f}, {"a", -2.0f}, {" a", -0.5f}}));
   const std::int32_t vocab_size = 3 + 256 + 3;
@@ -441,7 +415,7 @@ TEST_CASE("from_llama2c_file reads a well-formed file", "[tokenizer]") {
 
 TEST_CASE("from_llama2c_file refuses a malformed file, naming the file, token and field",
           "[tokenizer]") {
-  const TempDir dir;
+  const TempDir dir("llamablocks_tokenizer_");
   const std::string path = dir.file("tokenizer.bin");
   const std::string good = llama2c_file({{" ", -1.0f}, {"abc", -2.0f}});
   const std::int32_t vocab_size = 3 + 256 + 2;
@@ -586,7 +560,7 @@ TEST_CASE("LLaMA-2 tokenizer.bin: truncated or corrupted copies are refused (ski
   const std::string path = llama2_tokenizer_path();
   if (path.empty()) return;
   const std::string good = read_file(path);
-  const TempDir dir;
+  const TempDir dir("llamablocks_tokenizer_");
   const std::string copy = dir.file("llama2-tokenizer-copy.bin");
   const auto refusal = [&](const std::string& bytes) {
     write_file(copy, bytes);

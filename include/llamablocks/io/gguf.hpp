@@ -24,6 +24,7 @@
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/io/dequantize.hpp"
 #include "llamablocks/io/format_error.hpp"
+#include "llamablocks/io/little_endian.hpp"
 
 #include <algorithm>
 #include <array>
@@ -113,21 +114,6 @@ inline std::uint64_t gguf_scalar_bytes(io::GgufType type) {
 }
 
 inline bool gguf_type_valid(std::uint32_t type) { return type <= 12; }
-
-/// Little-endian unsigned integer of `Bytes` bytes.
-template <class U>
-U load_le(const unsigned char* bytes) {
-  U value = 0;
-  for (std::size_t i = sizeof(U); i-- > 0;) value = static_cast<U>((value << 8) | bytes[i]);
-  return value;
-}
-
-inline bool host_is_little_endian() {
-  const std::uint32_t probe = 1;
-  unsigned char first;
-  std::memcpy(&first, &probe, 1);
-  return first == 1;
-}
 
 /// Bounds-checked reading of the file buffer. Every read names its field in the error.
 class GgufCursor {

@@ -30,6 +30,7 @@
 #include "llamablocks/core/error.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/io/format_error.hpp"
+#include "llamablocks/io/little_endian.hpp"
 
 #include <array>
 #include <cerrno>
@@ -60,20 +61,10 @@ namespace detail::llama2c {
 inline constexpr std::size_t header_bytes = 7 * sizeof(std::int32_t);
 
 inline std::int32_t load_i32_le(const unsigned char* bytes) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(bytes[0]) |
-                             static_cast<std::uint32_t>(bytes[1]) << 8 |
-                             static_cast<std::uint32_t>(bytes[2]) << 16 |
-                             static_cast<std::uint32_t>(bytes[3]) << 24;
+  const auto bits = load_le<std::uint32_t>(bytes);
   std::int32_t value;
   std::memcpy(&value, &bits, sizeof value);
   return value;
-}
-
-inline bool host_is_little_endian() {
-  const std::uint32_t one = 1;
-  unsigned char first;
-  std::memcpy(&first, &one, 1);
-  return first == 1;
 }
 
 /// Counts floats of the weight arrays; every product and sum is checked against INT64_MAX so a
@@ -124,7 +115,7 @@ class Llama2cCheckpoint {
   ///         shapes give (including sizes that overflow 64 bits).
   static Llama2cCheckpoint read(const std::string& path) {
     const std::string where = "llama2.c checkpoint '" + path + "'";
-    detail::require<format_error>(detail::llama2c::host_is_little_endian(), where,
+    detail::require<format_error>(detail::host_is_little_endian(), where,
                                   ": only little-endian hosts are supported");
     const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                                &std::fclose);
