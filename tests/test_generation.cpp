@@ -6,12 +6,19 @@
 // and one-token decode steps through the KV caches; the ids must agree token for token and the
 // prompt's logits within the golden tolerance. The same ids must come out when the prompt is fed
 // one token at a time.
+//
+// The script also wrote two of the checkpoints as Hugging Face folders (config.json + safetensors,
+// one of them sharded), with wq/wk permuted for rotate_half; read by io::HfCheckpoint with the
+// half_split RoPE layout, they must generate the very same ids.
+#include "../examples/llama2/hf_loader.hpp"
 #include "../examples/llama2/llama2c_loader.hpp"
 
 #include "support/tolerance.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -111,5 +118,52 @@ TEST_CASE("generation: greedy ids and prompt logits equal PyTorch's", "[generati
                         TensorView<const std::int32_t, 2>(&golden.prompt[static_cast<std::size_t>(pos)], {1, 1}),
                         pos, logits.view());
     CHECK(greedy(ctx, *stepwise, logits, golden.generated.size()) == golden.generated);
+  }
+}
+
+TEST_CASE("generation: Hugging Face folders of the same weights generate the same ids",
+          "[generation][golden][safetensors]") {
+  const std::string name = GENERATE(as<std::string>{}, "gqa_untied", "mqa_tied_3layers");
+  INFO("config " << name);
+  const std::string golden_dir = LLAMABLOCKS_GOLDEN_DIR;
+  const auto checkpoint = io::HfCheckpoint::open(golden_dir + "/hf_" + name);
+  const ModelConfig config = checkpoint.config();
+  CHECK(config.rope_layout == RopeLayout::half_split);
+  // The folder says the same shapes as the llama2.c file it was written from.
+  const ModelConfig expected = Llama2cCheckpoint::read(golden_dir + "/generation_" + name + ".bin").config();
+  CHECK(config.dim == expected.dim);
+  CHECK(config.n_layers == expected.n_layers);
+  CHECK(config.n_heads == expected.n_heads);
+  CHECK(config.n_kv_heads == expected.n_kv_heads);
+  CHECK(config.ffn_hidden_dim == expected.ffn_hidden_dim);
+  CHECK(config.vocab_size == expected.vocab_size);
+  const Golden golden = read_golden(golden_dir + "/generation_" + name, config.vocab_size);
+
+  const Context<cpu> ctx(2);
+  auto model = llama2::load_hf_model<cpu>(checkpoint);
+  if (checkpoint.tied_output())
+    CHECK(model->output().weight().view().data() == model->token_embedding().weight().view().data());
+  const auto prompt_length = static_cast<index_t>(golden.prompt.size());
+  Tensor<float, 2> logits({1, config.vocab_size});
+  model->forward(ctx, TensorView<const std::int32_t, 2>(golden.prompt.data(), {1, prompt_length}), 0,
+                 logits.view());
+  test::require_close((name + " prompt logits (HF)").c_str(), logits.data(),
+                      golden.prompt_logits.data(), golden.prompt_logits.size(),
+                      test::tolerance<float>::golden_nmse);
+  CHECK(greedy(ctx, *model, logits, golden.generated.size()) == golden.generated);
+
+  SECTION("read with the interleaved layout instead, the permuted weights give other logits") {
+    // Evidence that the layout matters here (and is not silently ignored).
+    ModelConfig wrong = llama2::hf_model_config(checkpoint, 0);
+    wrong.rope_layout = RopeLayout::interleaved;
+    llama2::LlamaModel<cpu> interleaved(wrong, 1, checkpoint.tied_output());
+    llama2::load_hf(checkpoint, interleaved);
+    Tensor<float, 2> other({1, config.vocab_size});
+    interleaved.forward(ctx, TensorView<const std::int32_t, 2>(golden.prompt.data(), {1, prompt_length}),
+                        0, other.view());
+    double difference = 0;
+    for (index_t i = 0; i < config.vocab_size; ++i)
+      difference = std::max(difference, static_cast<double>(std::abs(other.view()(0, i) - logits.view()(0, i))));
+    CHECK(difference > 1e-2);
   }
 }

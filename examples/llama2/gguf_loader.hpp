@@ -186,11 +186,7 @@ void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model) {
   const index_t kv_rows = c.n_kv_heads * c.head_dim;
   const auto load = [&](auto& parameter, const std::string& name, const auto& shape) {
     constexpr int rank = std::tuple_size_v<std::decay_t<decltype(shape)>>;
-    auto weight = file.load_f32<rank>(name, shape);
-    if constexpr (std::is_same_v<Backend, cpu>)
-      parameter.assign(std::move(weight));
-    else
-      parameter.copy_from(weight.cview());
+    load_parameter(parameter, file.load_f32<rank>(name, shape));
   };
   load(model.token_embedding().weight(), "token_embd.weight", Shape<2>{c.vocab_size, c.dim});
   for (index_t layer = 0; layer < c.n_layers; ++layer) {

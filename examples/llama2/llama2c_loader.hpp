@@ -11,22 +11,8 @@
 #include <llamablocks/io/llama2c_checkpoint.hpp>
 
 #include <memory>
-#include <type_traits>
 
 namespace llama2 {
-
-namespace internal {
-
-template <class Backend, int Rank>
-void load_parameter(Parameter<float, Rank, Backend>& parameter, Tensor<float, Rank>&& weight) {
-  if constexpr (std::is_same_v<Backend, cpu>) {
-    parameter.assign(std::move(weight));
-  } else {
-    parameter.copy_from(weight.cview());
-  }
-}
-
-}  // namespace internal
 
 /// Fills `model` with the weights of `checkpoint`.
 /// \param model      built with checkpoint.config() (any batch) and tie_output ==
@@ -42,26 +28,26 @@ void load_llama2c(const Llama2cCheckpoint& checkpoint, LlamaModel<Backend, float
           expected.head_dim == actual.head_dim && expected.vocab_size == actual.vocab_size &&
           expected.ffn_hidden_dim == actual.ffn_hidden_dim,
       "load_llama2c: the model's shapes differ from those of ", checkpoint.path());
-  internal::load_parameter(model.token_embedding().weight(), checkpoint.token_embedding());
+  load_parameter(model.token_embedding().weight(), checkpoint.token_embedding());
   for (index_t layer = 0; layer < expected.n_layers; ++layer) {
     auto& block = model.layers()[static_cast<std::size_t>(layer)];
-    internal::load_parameter(block.attention_norm().weight(), checkpoint.rms_att(layer));
-    internal::load_parameter(block.attention().wq(), checkpoint.wq(layer));
-    internal::load_parameter(block.attention().wk(), checkpoint.wk(layer));
-    internal::load_parameter(block.attention().wv(), checkpoint.wv(layer));
-    internal::load_parameter(block.attention().wo(), checkpoint.wo(layer));
-    internal::load_parameter(block.ffn_norm().weight(), checkpoint.rms_ffn(layer));
-    internal::load_parameter(block.feed_forward().w1(), checkpoint.w1(layer));
-    internal::load_parameter(block.feed_forward().w2(), checkpoint.w2(layer));
-    internal::load_parameter(block.feed_forward().w3(), checkpoint.w3(layer));
+    load_parameter(block.attention_norm().weight(), checkpoint.rms_att(layer));
+    load_parameter(block.attention().wq(), checkpoint.wq(layer));
+    load_parameter(block.attention().wk(), checkpoint.wk(layer));
+    load_parameter(block.attention().wv(), checkpoint.wv(layer));
+    load_parameter(block.attention().wo(), checkpoint.wo(layer));
+    load_parameter(block.ffn_norm().weight(), checkpoint.rms_ffn(layer));
+    load_parameter(block.feed_forward().w1(), checkpoint.w1(layer));
+    load_parameter(block.feed_forward().w2(), checkpoint.w2(layer));
+    load_parameter(block.feed_forward().w3(), checkpoint.w3(layer));
   }
-  internal::load_parameter(model.final_norm().weight(), checkpoint.rms_final());
+  load_parameter(model.final_norm().weight(), checkpoint.rms_final());
   // The head shares the embedding's storage when tied; it is re-shared here because the embedding
   // was just replaced.
   if (checkpoint.tied_output())
     model.output().weight().assign(model.token_embedding().weight().share());
   else
-    internal::load_parameter(model.output().weight(), checkpoint.wcls());
+    load_parameter(model.output().weight(), checkpoint.wcls());
 }
 
 /// Builds a model for `checkpoint` (batch sequences at a time) and loads its weights.

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace llama2 {
@@ -72,5 +74,16 @@ class LlamaModel {
   Workspace<T, Backend> hidden_;
   Workspace<T, Backend> last_;
 };
+
+/// Puts a float32 weight read from a checkpoint into `parameter`: on the cpu backend the Parameter
+/// adopts the tensor (Parameter::assign, no copy, its shape checked); another backend copies it into
+/// its own memory (Parameter::copy_from).
+template <class Backend, int Rank>
+void load_parameter(Parameter<float, Rank, Backend>& parameter, Tensor<float, Rank>&& weight) {
+  if constexpr (std::is_same_v<Backend, cpu>)
+    parameter.assign(std::move(weight));
+  else
+    parameter.copy_from(weight.cview());
+}
 
 }  // namespace llama2

@@ -5,6 +5,7 @@
 //                    [-m generate|chat] [-y SYSTEM_PROMPT] [--top-k K] [--threads N]
 //                    [--device cpu|cuda] [--print-ids]
 //   llama2 MODEL.gguf [--ctx N] [same options, but -z: the GGUF carries its tokenizer]
+//   llama2 HF_FOLDER [--ctx N] -z tokenizer.bin|VOCAB.gguf [same options]
 //   llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB
 //                    [--prompt-tokens N] [same options]
 //
@@ -22,9 +23,14 @@
 // only when tokenizer.ggml.add_bos_token says so, and generation stops at the file's EOS or BOS.
 // max_seq_len is min(context_length, --ctx), --ctx defaulting to 2048, to keep the KV caches small.
 //
+// A MODEL that is a folder is a Hugging Face checkpoint (hf_loader.hpp: config.json + safetensors,
+// F32/F16/BF16, half_split RoPE). Its tokenizer is given with -z: a llama2.c tokenizer.bin, or a
+// GGUF file whose vocabulary is used (as for a GGUF model); --ctx caps max_seq_len as for GGUF.
+//
 // The random mode builds a model of a named shape with random weights (no checkpoint, no
 // tokenizer unless -z is given: the prompt is then --prompt-tokens random ids) to measure speed.
 #include "gguf_loader.hpp"
+#include "hf_loader.hpp"
 #include "llama2c_loader.hpp"
 #include "llama_model.hpp"
 
@@ -35,6 +41,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <random>
@@ -63,7 +70,7 @@ struct Options {
   index_t prompt_tokens = 32;
   int threads = Context<cpu>::default_num_threads();
   bool print_ids = false;
-  std::int64_t ctx = 0;  // GGUF: cap on max_seq_len; 0 = the default, 2048
+  std::int64_t ctx = 0;  // GGUF, HF: cap on max_seq_len; 0 = the default, 2048
 };
 
 bool is_gguf(const std::string& path) {
@@ -76,6 +83,7 @@ void print_usage() {
   std::fputs(
       "usage: llama2 MODEL.bin [options]\n"
       "       llama2 MODEL.gguf [--ctx N] [options]\n"
+      "       llama2 HF_FOLDER -z tokenizer.bin|VOCAB.gguf [--ctx N] [options]\n"
       "       llama2 random --shape stories15M|stories110M|tinyllama|DIM,LAYERS,HEADS,KV_HEADS,FFN,VOCAB\n"
       "              [--prompt-tokens N] [options]\n"
       "options (as llama2.c's run, plus the long ones):\n"
@@ -84,14 +92,15 @@ void print_usage() {
       "  -s <int>     random seed, default: the time\n"
       "  -n <int>     positions to run, prompt included, default 256; 0 = max_seq_len\n"
       "  -i <string>  prompt\n"
-      "  -z <string>  tokenizer.bin of llama2.c, default tokenizer.bin\n"
+      "  -z <string>  tokenizer.bin of llama2.c (default tokenizer.bin), or for a Hugging Face\n"
+      "               folder also a GGUF file whose vocabulary to use\n"
       "  -m <string>  generate|chat, default generate\n"
       "  -y <string>  system prompt in chat mode (else asked on stdin)\n"
       "  --top-k <int>        keep the k most probable tokens, default 0 = off\n"
       "  --threads <int>      threads, default all\n"
       "  --device cpu|cuda    default cpu\n"
       "  --print-ids          print token ids instead of text\n"
-      "  --ctx <int>          GGUF: max_seq_len = min(context_length, N), default 2048\n"
+      "  --ctx <int>          GGUF, HF: max_seq_len = min(context length, N), default 2048\n"
       "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n",
       stderr);
 }
@@ -188,7 +197,9 @@ Options parse(int argc, char** argv) {
   if (options.top_k < 0) usage("--top-k must be >= 0");
   if (options.prompt_tokens < 1) usage("--prompt-tokens must be >= 1");
   if (options.ctx < 0) usage("--ctx must be >= 1");
-  if (options.ctx > 0 && !is_gguf(options.model_path)) usage("--ctx is only for GGUF models");
+  if (options.ctx > 0 && !is_gguf(options.model_path) &&
+      !std::filesystem::is_directory(options.model_path))
+    usage("--ctx is only for GGUF models and Hugging Face folders");
   if (!std::isfinite(options.temperature) || !std::isfinite(options.top_p))
     usage("-t and -p must be finite");
   // run.c's overrides: negative temperature = greedy, top-p outside [0, 1] = 0.9, and top-p 0 or 1
@@ -408,7 +419,10 @@ int main(int argc, char** argv) {
     Context<cpu> ctx(options.threads);
     std::unique_ptr<llama2::LlamaModel<cpu>> model;
     const bool gguf = is_gguf(options.model_path);
+    const bool hf = !gguf && std::filesystem::is_directory(options.model_path);
+    const std::int64_t ctx_cap = options.ctx > 0 ? options.ctx : 2048;
     std::optional<io::GgufFile> gguf_file;
+    // A GGUF vocabulary: the model's own, or for a Hugging Face folder one named by -z.
     std::unique_ptr<llama2::GgufTokenizer> gguf_tokenizer;
     if (gguf) {
       if (options.tokenizer_given)
@@ -416,7 +430,13 @@ int main(int argc, char** argv) {
       if (options.mode == "chat") usage("-m chat is for llama2.c checkpoints (LLaMA-2-Chat turns)");
       gguf_file = io::GgufFile::open(options.model_path);
       gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
-      model = llama2::load_gguf_model<cpu>(*gguf_file, options.ctx > 0 ? options.ctx : 2048);
+      model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap);
+    } else if (hf) {
+      model = llama2::load_hf_model<cpu>(io::HfCheckpoint::open(options.model_path), ctx_cap);
+      if (is_gguf(options.tokenizer_path)) {
+        if (options.mode == "chat") usage("-m chat needs a llama2.c tokenizer.bin");
+        gguf_tokenizer = llama2::load_gguf_tokenizer(io::GgufFile::open(options.tokenizer_path));
+      }
     } else if (options.model_path == "random") {
       model = std::make_unique<llama2::LlamaModel<cpu>>(shape_config(options.shape_name), 1,
                                                         /*tie_output=*/false);
@@ -435,7 +455,10 @@ int main(int argc, char** argv) {
                  static_cast<long long>(config.vocab_size),
                  static_cast<long long>(config.max_seq_len), options.threads);
 
-    if (gguf) {
+    if (gguf_tokenizer) {
+      if (gguf_tokenizer->vocab_size() != config.vocab_size)
+        throw config_error(detail::concat("the tokenizer has ", gguf_tokenizer->vocab_size(),
+                                          " tokens, the model ", config.vocab_size));
       std::vector<std::int32_t> prompt =
           gguf_tokenizer->encode(options.prompt, gguf_tokenizer->add_bos(), /*add_eos=*/false);
       if (prompt.empty()) prompt = {gguf_tokenizer->bos_id()};  // something to start from

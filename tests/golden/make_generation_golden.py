@@ -13,11 +13,18 @@ For each config <name> it writes, next to this script:
                             margin seen, so a reader knows how robust the argmax is
   generation_<name>.logits  float32 little-endian [vocab_size]: logits after the last prompt token
 
+For the configs in HF_CONFIGS it also writes the same weights as a Hugging Face checkpoint folder
+hf_<name>/ (config.json + safetensors, optionally sharded with model.safetensors.index.json), with
+wq/wk rows permuted as Hugging Face's conversion script does for its rotate_half RoPE. Before
+writing, it checks that a rotate_half forward on the permuted weights gives the logits of the
+interleaved forward on the original ones, so the .ids golden is the expected output for both.
+
 Usage: /usr/bin/python3 tests/golden/make_generation_golden.py
        /usr/bin/python3 tests/golden/make_generation_golden.py --vocab32000 OUT.bin
          (a dim-64, 2-layer checkpoint with vocab 32000 for comparing with llama2.c's run and
           LLaMA-2's tokenizer; ~9 MB, not for the repository)
 """
+import json
 import math
 import os
 import struct
@@ -38,6 +45,10 @@ CONFIGS = [
     ("mqa_tied_3layers", 32, 80, 3, 4, 1, 96, 64, True, 3),
     ("gqa_untied_head_dim_8", 48, 72, 2, 6, 3, 96, 64, False, 4),
 ]
+
+
+# name of a CONFIGS entry, number of safetensors shards
+HF_CONFIGS = [("gqa_untied", 1), ("mqa_tied_3layers", 2)]
 
 
 def random_weights(dim, hidden, layers, heads, kv_heads, vocab, tied, seed):
@@ -127,6 +138,126 @@ def forward(w, tokens, heads, kv_heads):
     return rms_norm(x, d["rms_final"]) @ d["wcls"].T
 
 
+def permute_for_rotate_half(w, heads):
+    """Hugging Face's permutation of a wq/wk matrix [heads * head_dim, dim]: within each head, the
+    rows (2j, 2j+1) of Meta's interleaved pairs move to (j, j + head_dim/2)."""
+    rows, cols = w.shape
+    return w.view(heads, rows // heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def rope_rotate_half(x, positions):
+    """x: [T, heads, head_dim]; Hugging Face's form: x*cos + rotate_half(x)*sin with the angles of
+    pair j repeated in both halves."""
+    head_dim = x.shape[-1]
+    freqs = 1.0 / ROPE_THETA ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = positions[:, None].double() * freqs[None, :]
+    angles = torch.cat([angles, angles], dim=-1)[:, None, :]   # [T, 1, head_dim]
+    half = head_dim // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * torch.cos(angles) + rotated * torch.sin(angles)
+
+
+def hf_forward(hf, tokens, heads, kv_heads, layers, tied):
+    """Full-sequence forward over a Hugging Face state dict (float64), logits [T, vocab]."""
+    d = {k: v.double() for k, v in hf.items()}
+    T = len(tokens)
+    dim = d["model.embed_tokens.weight"].shape[1]
+    head_dim = dim // heads
+    positions = torch.arange(T)
+    x = d["model.embed_tokens.weight"][torch.tensor(tokens)]
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    for l in range(layers):
+        p = "model.layers.%d." % l
+        h = rms_norm(x, d[p + "input_layernorm.weight"])
+        q = (h @ d[p + "self_attn.q_proj.weight"].T).view(T, heads, head_dim)
+        k = (h @ d[p + "self_attn.k_proj.weight"].T).view(T, kv_heads, head_dim)
+        v = (h @ d[p + "self_attn.v_proj.weight"].T).view(T, kv_heads, head_dim)
+        q, k = rope_rotate_half(q, positions), rope_rotate_half(k, positions)
+        group = heads // kv_heads
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
+        scores = torch.einsum("thd,shd->hts", q, k) / math.sqrt(head_dim) + mask
+        attn = torch.einsum("hts,shd->thd", torch.softmax(scores, dim=-1), v).reshape(T, dim)
+        x = x + attn @ d[p + "self_attn.o_proj.weight"].T
+        h = rms_norm(x, d[p + "post_attention_layernorm.weight"])
+        gate = h @ d[p + "mlp.gate_proj.weight"].T
+        x = x + ((gate * torch.sigmoid(gate)) * (h @ d[p + "mlp.up_proj.weight"].T)) @ \
+            d[p + "mlp.down_proj.weight"].T
+    head = d["model.embed_tokens.weight"] if tied else d["lm_head.weight"]
+    return rms_norm(x, d["model.norm.weight"]) @ head.T
+
+
+def hf_state_dict(w, layers, heads, kv_heads, tied):
+    hf = {"model.embed_tokens.weight": w["token_embedding"], "model.norm.weight": w["rms_final"]}
+    for l in range(layers):
+        p = "model.layers.%d." % l
+        hf[p + "input_layernorm.weight"] = w["rms_att"][l]
+        hf[p + "self_attn.q_proj.weight"] = permute_for_rotate_half(w["wq"][l], heads)
+        hf[p + "self_attn.k_proj.weight"] = permute_for_rotate_half(w["wk"][l], kv_heads)
+        hf[p + "self_attn.v_proj.weight"] = w["wv"][l]
+        hf[p + "self_attn.o_proj.weight"] = w["wo"][l]
+        hf[p + "post_attention_layernorm.weight"] = w["rms_ffn"][l]
+        hf[p + "mlp.gate_proj.weight"] = w["w1"][l]
+        hf[p + "mlp.up_proj.weight"] = w["w3"][l]
+        hf[p + "mlp.down_proj.weight"] = w["w2"][l]
+    if not tied:
+        hf["lm_head.weight"] = w["wcls"]
+    return hf
+
+
+def write_safetensors(path, tensors):
+    """The safetensors layout, written by hand: uint64 header length, JSON header (padded with
+    spaces to a multiple of 8), then the float32 data of each tensor back to back."""
+    header, blobs, offset = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, tensor in tensors.items():
+        blob = tensor.contiguous().float().numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def write_hf_checkpoint(folder, dim, hidden, layers, heads, kv_heads, vocab, seq, tied, w, shards):
+    hf = hf_state_dict(w, layers, heads, kv_heads, tied)
+    tokens = PROMPT + [3, 9]
+    meta_logits = forward(w, tokens, heads, kv_heads)
+    hf_logits = hf_forward(hf, tokens, heads, kv_heads, layers, tied)
+    assert torch.allclose(meta_logits, hf_logits, rtol=0, atol=1e-9), "permutation mismatch"
+    os.makedirs(folder, exist_ok=True)
+    config = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+        "hidden_size": dim, "intermediate_size": hidden, "num_hidden_layers": layers,
+        "num_attention_heads": heads, "num_key_value_heads": kv_heads, "vocab_size": vocab,
+        "max_position_embeddings": seq, "rms_norm_eps": NORM_EPS, "rope_theta": ROPE_THETA,
+        "rope_scaling": None, "tie_word_embeddings": tied, "attention_bias": False,
+        "torch_dtype": "float32", "bos_token_id": 1, "eos_token_id": 2,
+    }
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    names = list(hf)
+    if shards == 1:
+        write_safetensors(os.path.join(folder, "model.safetensors"), hf)
+        return
+    weight_map = {}
+    for shard in range(shards):
+        file = "model-%05d-of-%05d.safetensors" % (shard + 1, shards)
+        part = names[shard::shards]
+        write_safetensors(os.path.join(folder, file), {n: hf[n] for n in part})
+        weight_map.update({n: file for n in part})
+    with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": 4 * sum(t.numel() for t in hf.values())},
+                   "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+        f.write("\n")
+
+
 def greedy(w, prompt, steps, heads, kv_heads):
     tokens = list(prompt)
     min_margin = float("inf")
@@ -163,6 +294,11 @@ def main():
         with open(base + ".logits", "wb") as f:
             f.write(logits.float().numpy().astype("<f4").tobytes())
         print(name, "generated", generated, "min top-2 margin %.4g" % margin)
+        for hf_name, shards in HF_CONFIGS:
+            if hf_name == name:
+                write_hf_checkpoint(os.path.join(HERE, "hf_" + name), dim, hidden, layers, heads,
+                                    kv_heads, vocab, seq, tied, w, shards)
+                print("  wrote hf_%s (%d shard%s)" % (name, shards, "s" if shards > 1 else ""))
 
 
 if __name__ == "__main__":
