@@ -25,5 +25,6 @@
 #include "llamablocks/modules/llama_block.hpp"
 
 #include "llamablocks/io/format_error.hpp"
+#include "llamablocks/text/char_tokenizer.hpp"
 #include "llamablocks/text/sampler.hpp"
 #include "llamablocks/text/sentencepiece_tokenizer.hpp"

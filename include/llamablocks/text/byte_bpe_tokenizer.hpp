@@ -45,6 +45,7 @@
 #include "llamablocks/core/error.hpp"
 #include "llamablocks/text/sentencepiece_tokenizer.hpp"
 #include "llamablocks/text/unicode_tables.hpp"
+#include "llamablocks/text/utf8.hpp"
 
 namespace llamablocks {
 
@@ -90,46 +91,6 @@ struct ByteAlphabet {
     return alphabet;
   }
 };
-
-/// Appends the UTF-8 encoding of `code_point` (<= U+10FFFF) to `out`.
-inline void append_utf8(char32_t code_point, std::string& out) {
-  const auto byte = [](char32_t value) {
-    return static_cast<char>(static_cast<unsigned char>(value));
-  };
-  if (code_point < 0x80) {
-    out += byte(code_point);
-  } else if (code_point < 0x800) {
-    out += byte(0xC0 | (code_point >> 6));
-    out += byte(0x80 | (code_point & 0x3F));
-  } else if (code_point < 0x10000) {
-    out += byte(0xE0 | (code_point >> 12));
-    out += byte(0x80 | ((code_point >> 6) & 0x3F));
-    out += byte(0x80 | (code_point & 0x3F));
-  } else {
-    out += byte(0xF0 | (code_point >> 18));
-    out += byte(0x80 | ((code_point >> 12) & 0x3F));
-    out += byte(0x80 | ((code_point >> 6) & 0x3F));
-    out += byte(0x80 | (code_point & 0x3F));
-  }
-}
-
-/// The code point of the well-formed UTF-8 sequence of `length` bytes at `text[pos]`.
-inline char32_t decode_utf8(std::string_view text, std::size_t pos, std::size_t length) {
-  const auto at = [&](std::size_t i) {
-    return static_cast<char32_t>(static_cast<unsigned char>(text[pos + i]));
-  };
-  switch (length) {
-    case 1:
-      return at(0);
-    case 2:
-      return ((at(0) & 0x1F) << 6) | (at(1) & 0x3F);
-    case 3:
-      return ((at(0) & 0x0F) << 12) | ((at(1) & 0x3F) << 6) | (at(2) & 0x3F);
-    default:
-      return ((at(0) & 0x07) << 18) | ((at(1) & 0x3F) << 12) | ((at(2) & 0x3F) << 6) |
-             (at(3) & 0x3F);
-  }
-}
 
 /// A code point of the text being pre-tokenized and its regex class.
 struct ScannedCodePoint {

@@ -28,6 +28,7 @@
 
 #include "llamablocks/core/error.hpp"
 #include "llamablocks/io/format_error.hpp"
+#include "llamablocks/text/utf8.hpp"
 
 #include <algorithm>
 #include <array>
@@ -49,46 +50,6 @@
 
 namespace llamablocks {
 namespace detail {
-
-/// Length (1 to 4) of the well-formed UTF-8 sequence that starts at `text[pos]`, or 0 when the
-/// bytes there are not one (stray continuation byte, overlong form, surrogate, code point above
-/// U+10FFFF, sequence cut short).
-inline std::size_t utf8_sequence_length(std::string_view text, std::size_t pos) {
-  const auto byte_at = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte_at(pos);
-  if (lead < 0x80) return 1;
-  // The ranges of the Unicode standard's table 3-7 (well-formed UTF-8 byte sequences).
-  std::size_t length = 0;
-  unsigned char second_min = 0x80;
-  unsigned char second_max = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead == 0xE0) {
-    length = 3;
-    second_min = 0xA0;
-  } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
-    length = 3;
-  } else if (lead == 0xED) {
-    length = 3;
-    second_max = 0x9F;
-  } else if (lead == 0xF0) {
-    length = 4;
-    second_min = 0x90;
-  } else if (lead >= 0xF1 && lead <= 0xF3) {
-    length = 4;
-  } else if (lead == 0xF4) {
-    length = 4;
-    second_max = 0x8F;
-  } else {
-    return 0;
-  }
-  if (text.size() - pos < length) return 0;
-  if (byte_at(pos + 1) < second_min || byte_at(pos + 1) > second_max) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte_at(pos + i) < 0x80 || byte_at(pos + i) > 0xBF) return 0;
-  }
-  return length;
-}
 
 /// The byte a byte-token piece "<0xNN>" (two upper-case hex digits) stands for, or -1.
 inline int byte_piece_value(std::string_view piece) {
