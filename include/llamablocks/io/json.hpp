@@ -14,6 +14,7 @@
 
 #include "llamablocks/core/error.hpp"
 #include "llamablocks/io/format_error.hpp"
+#include "llamablocks/text/utf8.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -314,53 +315,6 @@ class JsonParser {
     return code;
   }
 
-  static void append_utf8(std::string& out, unsigned code) {
-    if (code < 0x80) {
-      out += static_cast<char>(code);
-    } else if (code < 0x800) {
-      out += static_cast<char>(0xC0 | (code >> 6));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else if (code < 0x10000) {
-      out += static_cast<char>(0xE0 | (code >> 12));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (code >> 18));
-      out += static_cast<char>(0x80 | ((code >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (code & 0x3F));
-    }
-  }
-
-  /// Length of the valid UTF-8 sequence starting at position_ (2..4), or fails.
-  std::size_t utf8_sequence_length() {
-    const auto byte = [this](std::size_t offset) {
-      return position_ + offset < text_.size()
-                 ? static_cast<unsigned char>(text_[position_ + offset])
-                 : 0u;
-    };
-    const unsigned lead = byte(0);
-    std::size_t length;
-    unsigned low = 0x80, high = 0xBF;  // range of the second byte
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) low = 0xA0;        // no overlong forms
-      if (lead == 0xED) high = 0x9F;       // no UTF-16 surrogates
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) low = 0x90;
-      if (lead == 0xF4) high = 0x8F;       // nothing above U+10FFFF
-    } else {
-      fail("valid UTF-8 in a string");
-    }
-    if (byte(1) < low || byte(1) > high) fail("valid UTF-8 in a string");
-    for (std::size_t i = 2; i < length; ++i)
-      if (byte(i) < 0x80 || byte(i) > 0xBF) fail("valid UTF-8 in a string");
-    return length;
-  }
-
   std::string parse_string() {
     ++position_;  // '"'
     std::string out;
@@ -373,7 +327,8 @@ class JsonParser {
       }
       if (c < 0x20) fail("no raw control character inside a string (escape it)");
       if (c >= 0x80) {
-        const std::size_t length = utf8_sequence_length();
+        const std::size_t length = detail::utf8_sequence_length(text_, position_);
+        if (length == 0) fail("valid UTF-8 in a string");
         out.append(text_.substr(position_, length));
         position_ += length;
         continue;
@@ -405,7 +360,7 @@ class JsonParser {
             if (low < 0xDC00 || low > 0xDFFF) fail("a low surrogate \\uDC00-\\uDFFF");
             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
           }
-          append_utf8(out, code);
+          detail::append_utf8(static_cast<char32_t>(code), out);
           break;
         }
         default:
