@@ -22,6 +22,8 @@
 // tokenizer.ggml.model "gpt2", SentencePiece for "llama") come from it. The prompt starts with BOS
 // only when tokenizer.ggml.add_bos_token says so, and generation stops at the file's EOS or BOS.
 // max_seq_len is min(context_length, --ctx), --ctx defaulting to 2048, to keep the KV caches small.
+// -m chat speaks the format of the file's tokenizer.chat_template (chat_template.hpp: chatml,
+// llama3 or llama2), each reply ending at the format's end-of-turn token.
 //
 // A MODEL that is a folder is a Hugging Face checkpoint (hf_loader.hpp: config.json + safetensors,
 // F32/F16/BF16, half_split RoPE). Its tokenizer is given with -z: a llama2.c tokenizer.bin, or a
@@ -29,6 +31,7 @@
 //
 // The random mode builds a model of a named shape with random weights (no checkpoint, no
 // tokenizer unless -z is given: the prompt is then --prompt-tokens random ids) to measure speed.
+#include "chat_template.hpp"
 #include "gguf_loader.hpp"
 #include "hf_loader.hpp"
 #include "llama2c_loader.hpp"
@@ -94,7 +97,8 @@ void print_usage() {
       "  -i <string>  prompt\n"
       "  -z <string>  tokenizer.bin of llama2.c (default tokenizer.bin), or for a Hugging Face\n"
       "               folder also a GGUF file whose vocabulary to use\n"
-      "  -m <string>  generate|chat, default generate\n"
+      "  -m <string>  generate|chat, default generate (chat: LLaMA-2-Chat turns for llama2.c;\n"
+      "               the format of tokenizer.chat_template for GGUF: chatml, llama3, llama2)\n"
       "  -y <string>  system prompt in chat mode (else asked on stdin)\n"
       "  --top-k <int>        keep the k most probable tokens, default 0 = off\n"
       "  --threads <int>      threads, default all\n"
@@ -407,6 +411,79 @@ int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel
   return 0;
 }
 
+/// Chat with a GGUF vocabulary in the format of the file's tokenizer.chat_template
+/// (chat_template.hpp): each user turn is rendered, encoded (special tokens included) and
+/// prefilled in one batch; the reply is sampled until the format's end-of-turn token, the EOS, or
+/// `steps` positions. The end-of-turn token is fed to the model so the next turn follows it.
+template <class Backend>
+int template_chat(const Options& options, const Context<Backend>& ctx,
+                  llama2::LlamaModel<Backend>& model, const llama2::GgufTokenizer& tokenizer,
+                  const llama2::ChatTemplate& format) {
+  const ModelConfig& config = model.config();
+  std::int64_t steps = options.steps;
+  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
+  std::int32_t end_of_turn = tokenizer.eos_id();
+  if (!format.end_of_turn().empty()) {
+    const auto ids = tokenizer.encode(format.end_of_turn(), false, false);
+    if (ids.size() != 1)
+      throw config_error(detail::concat("chat format ", format.name(), ": the vocabulary has no ",
+                                        "single token ", format.end_of_turn()));
+    end_of_turn = ids.front();
+  }
+  SamplerOptions sampler_options;
+  sampler_options.temperature = options.temperature;
+  sampler_options.top_p = options.top_p;
+  sampler_options.top_k = options.top_k;
+  sampler_options.seed = options.seed;
+  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+  Tensor<float, 2> logits({1, config.vocab_size});
+  std::fprintf(stderr, "chat format: %s\n", format.name());
+
+  std::string system_prompt = options.system_prompt.value_or("");
+  std::string user_prompt;
+  std::int64_t pos = 0;
+  bool first = true;
+  while (pos < steps) {
+    if (first && !options.system_prompt &&
+        !read_line("Enter system prompt (optional): ", system_prompt))
+      break;
+    if (first && !options.prompt.empty()) {
+      user_prompt = options.prompt;
+    } else if (!read_line("User: ", user_prompt)) {
+      break;
+    }
+    const bool with_bos = tokenizer.add_bos() && (first || format.bos_every_turn());
+    const std::vector<std::int32_t> turn =
+        tokenizer.encode(format.render(system_prompt, user_prompt, first), with_bos, false);
+    first = false;
+    const auto length = static_cast<std::int64_t>(turn.size());
+    if (pos + length >= steps) {
+      std::fprintf(stderr, "llama2: the conversation has reached %lld positions (-n)\n",
+                   static_cast<long long>(steps));
+      break;
+    }
+    model.forward(ctx, TensorView<const std::int32_t, 2>(turn.data(), {1, length}), pos,
+                  logits.view());
+    pos += length;
+    std::fputs("Assistant: ", stdout);
+    std::int32_t previous = turn.back();
+    for (;;) {
+      const std::int32_t token = sampler.sample(logits.data());
+      const bool stop = token == end_of_turn || token == tokenizer.eos_id();
+      if (!stop) print_piece(tokenizer.decode(previous, token));
+      std::fflush(stdout);
+      // The end-of-turn token goes into the cache too, as the template writes it after a reply.
+      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+      ++pos;
+      previous = token;
+      if (stop || pos >= steps) break;
+    }
+    std::printf("\n");
+  }
+  std::printf("\n");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -427,15 +504,14 @@ int main(int argc, char** argv) {
     if (gguf) {
       if (options.tokenizer_given)
         std::fprintf(stderr, "llama2: -z ignored: the GGUF file carries its tokenizer\n");
-      if (options.mode == "chat") usage("-m chat is for llama2.c checkpoints (LLaMA-2-Chat turns)");
       gguf_file = io::GgufFile::open(options.model_path);
       gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
       model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap);
     } else if (hf) {
       model = llama2::load_hf_model<cpu>(io::HfCheckpoint::open(options.model_path), ctx_cap);
       if (is_gguf(options.tokenizer_path)) {
-        if (options.mode == "chat") usage("-m chat needs a llama2.c tokenizer.bin");
-        gguf_tokenizer = llama2::load_gguf_tokenizer(io::GgufFile::open(options.tokenizer_path));
+        gguf_file = io::GgufFile::open(options.tokenizer_path);
+        gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
       }
     } else if (options.model_path == "random") {
       model = std::make_unique<llama2::LlamaModel<cpu>>(shape_config(options.shape_name), 1,
@@ -461,6 +537,15 @@ int main(int argc, char** argv) {
                                           " tokens, the model ", config.vocab_size));
       std::vector<std::int32_t> prompt =
           gguf_tokenizer->encode(options.prompt, gguf_tokenizer->add_bos(), /*add_eos=*/false);
+      if (options.mode == "chat") {
+        const auto jinja = gguf_file->get_optional<std::string>("tokenizer.chat_template");
+        const auto format = llama2::ChatTemplate::detect(jinja.value_or(""));
+        if (!format)
+          throw format_error(jinja ? "-m chat: tokenizer.chat_template is none of the known "
+                                     "formats (chatml, llama3, llama2)"
+                                   : "-m chat: the GGUF file has no tokenizer.chat_template");
+        return template_chat(options, ctx, *model, *gguf_tokenizer, *format);
+      }
       if (prompt.empty()) prompt = {gguf_tokenizer->bos_id()};  // something to start from
       return generate(options, ctx, *model, gguf_tokenizer.get(), prompt,
                       {gguf_tokenizer->bos_id(), gguf_tokenizer->eos_id()},
