@@ -306,3 +306,34 @@ TEST_CASE("hf checkpoint: folders that do not hold what they say are refused", "
   CHECK_THROWS_WITH(checkpoint.load_f32<1>("lm_head.weight", {32}), Contains("no tensor named 'lm_head.weight'"));
   CHECK_THROWS_AS(checkpoint.load_f32<2>("model.norm.weight", {1, 32}), shape_error);
 }
+
+TEST_CASE("hf checkpoint: a config.json that contradicts the tensors is refused at open",
+          "[safetensors]") {
+  const test::TempDir dir("llamablocks_hf_");
+  const std::string golden = std::string(LLAMABLOCKS_GOLDEN_DIR) + "/hf_gqa_untied/";
+  std::ifstream in(golden + "model.safetensors", std::ios::binary);
+  REQUIRE(in.is_open());
+  test::write_file(dir.file("model.safetensors"), std::string(std::istreambuf_iterator<char>(in), {}));
+  std::ifstream config_in(golden + "config.json");
+  const std::string config((std::istreambuf_iterator<char>(config_in)), {});
+  const auto open_with = [&](const std::string& from, const std::string& to) {
+    std::string text = config;
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    test::write_file(dir.file("config.json"), text.replace(at, from.size(), to));
+    return io::HfCheckpoint::open(dir.file(""));
+  };
+  CHECK_NOTHROW(open_with("\"hidden_size\": 64", "\"hidden_size\": 64"));
+  CHECK_THROWS_WITH(open_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"),
+                    Contains("says 3 layers, but there is no tensor 'model.layers.2.input_layernorm.weight'"));
+  CHECK_THROWS_WITH(open_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"),
+                    Contains("says 1 layers, but there is a tensor 'model.layers.1.input_layernorm.weight'"));
+  CHECK_THROWS_WITH(open_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1000000000000"),
+                    Contains("no tensor 'model.layers.999999999999.input_layernorm.weight'"));
+  CHECK_THROWS_WITH(open_with("\"intermediate_size\": 96", "\"intermediate_size\": 128"),
+                    Contains("tensor 'model.layers.0.mlp.gate_proj.weight' has shape [96, 64], but "
+                             "config.json implies [128, 64]"));
+  CHECK_THROWS_WITH(open_with("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4"),
+                    Contains("'model.layers.0.self_attn.k_proj.weight' has shape [16, 64], but "
+                             "config.json implies [32, 64]"));
+}

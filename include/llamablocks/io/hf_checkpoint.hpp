@@ -207,6 +207,43 @@ inline ModelConfig config_from_hf_json(const io::JsonValue& json, const std::str
   return c;
 }
 
+/// One tensor a LLaMA checkpoint folder must hold, with its shape.
+struct HfTensorSpec {
+  std::string name;
+  std::vector<index_t> shape;
+};
+
+/// The tensors of a Hugging Face LLaMA with `config` (see the top of this header); lm_head only
+/// when the head is not tied.
+/// \throws config_error when n_heads × head_dim or n_kv_heads × head_dim overflows index_t.
+inline std::vector<HfTensorSpec> hf_llama_tensors(const ModelConfig& c, bool tied_output) {
+  const auto rows = [&](const char* heads_name, index_t heads) {
+    index_t product = 0;
+    if (__builtin_mul_overflow(heads, c.head_dim, &product))
+      throw config_error(detail::concat("hf_llama_tensors: ", heads_name, " (", heads,
+                                        ") x head_dim (", c.head_dim, ") overflows"));
+    return product;
+  };
+  const index_t q_rows = rows("n_heads", c.n_heads);
+  const index_t kv_rows = rows("n_kv_heads", c.n_kv_heads);
+  std::vector<HfTensorSpec> specs = {{"model.embed_tokens.weight", {c.vocab_size, c.dim}}};
+  for (index_t layer = 0; layer < c.n_layers; ++layer) {
+    const std::string p = "model.layers." + std::to_string(layer) + ".";
+    specs.push_back({p + "input_layernorm.weight", {c.dim}});
+    specs.push_back({p + "self_attn.q_proj.weight", {q_rows, c.dim}});
+    specs.push_back({p + "self_attn.k_proj.weight", {kv_rows, c.dim}});
+    specs.push_back({p + "self_attn.v_proj.weight", {kv_rows, c.dim}});
+    specs.push_back({p + "self_attn.o_proj.weight", {c.dim, q_rows}});
+    specs.push_back({p + "post_attention_layernorm.weight", {c.dim}});
+    specs.push_back({p + "mlp.gate_proj.weight", {c.ffn_hidden_dim, c.dim}});
+    specs.push_back({p + "mlp.up_proj.weight", {c.ffn_hidden_dim, c.dim}});
+    specs.push_back({p + "mlp.down_proj.weight", {c.dim, c.ffn_hidden_dim}});
+  }
+  specs.push_back({"model.norm.weight", {c.dim}});
+  if (!tied_output) specs.push_back({"lm_head.weight", {c.vocab_size, c.dim}});
+  return specs;
+}
+
 /// A Hugging Face LLaMA checkpoint folder (see the top of this header).
 class HfCheckpoint {
  public:
@@ -222,6 +259,7 @@ class HfCheckpoint {
     const detail::HfConfigReader reader(config, "config.json '" + config_path + "'");
     checkpoint.tied_output_ = reader.optional_boolean("tie_word_embeddings").value_or(false);
     checkpoint.open_weights();
+    checkpoint.check_tensors();
     return checkpoint;
   }
 
@@ -257,6 +295,40 @@ class HfCheckpoint {
   static bool exists(const std::string& path) {
     struct stat info {};
     return ::stat(path.c_str(), &info) == 0;
+  }
+
+  /// Every tensor the config implies is present with its shape, so a config that contradicts the
+  /// file is refused before a model is allocated for it (and its sizes are bounded by the file's).
+  void check_tensors() const {
+    const ModelConfig& c = config_;
+    // A hostile config can claim more layers than any file holds: refuse it before listing them.
+    const std::string last = "model.layers." + std::to_string(c.n_layers - 1) + ".input_layernorm.weight";
+    if (!find_shard(last))
+      throw format_error(detail::concat("checkpoint '", directory_, "': config.json says ", c.n_layers,
+                                        " layers, but there is no tensor '", last, "'"));
+    const std::string extra = "model.layers." + std::to_string(c.n_layers) + ".input_layernorm.weight";
+    if (find_shard(extra))
+      throw format_error(detail::concat("checkpoint '", directory_, "': config.json says ", c.n_layers,
+                                        " layers, but there is a tensor '", extra, "'"));
+    for (const HfTensorSpec& spec : hf_llama_tensors(c, tied_output_)) {
+      const SafetensorsFile* shard = find_shard(spec.name);
+      if (!shard)
+        throw format_error(detail::concat("checkpoint '", directory_, "': no tensor named '", spec.name,
+                                          "'", spec.name == "lm_head.weight"
+                                                   ? " (config.json: tie_word_embeddings is false)"
+                                                   : ""));
+      const SafetensorsTensorInfo& info = shard->tensor(spec.name);
+      if (info.shape != spec.shape)
+        throw format_error(detail::concat("checkpoint '", directory_, "': tensor '", spec.name,
+                                          "' has shape ", shape_text(info.shape),
+                                          ", but config.json implies ", shape_text(spec.shape)));
+    }
+  }
+
+  static std::string shape_text(const std::vector<index_t>& shape) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
   }
 
   void add_shard(const std::string& name) {
