@@ -1,0 +1,367 @@
+// packed_matmul: y = x · Wᵀ with W a PackedMatrixView (f32, f16, bf16 or Q8_0 rows, see
+// core/weight_type.hpp) and x, y float32:
+//   x: [tokens, cols]   W: [rows, cols]   y: [tokens, rows]     y[t][r] = Σ_c W[r][c] · x[t][c]
+//
+// The kernel family is picked at run time from what the CPU has (cpu_isa()), so a portable build
+// runs the AVX-512 kernels on a CPU that has them and never executes an instruction a CPU lacks:
+//   avx512   AVX-512 F/BW/VL + FMA + F16C: 16 floats per instruction, Q8_0 two blocks at a time
+//   avx2     AVX2 + FMA + F16C: 8 floats per instruction
+//   scalar   plain C++, any CPU; also the reference the others are tested against
+// f16 and bf16 weights are widened to float32 in registers and multiplied by float32 activations
+// with FMA, so every product is exact and only the float32 accumulation order differs between
+// families. Q8_0 follows GGUF's own arithmetic: each 32-element block of a row of x is quantized
+// to int8 with a float scale d_x = max|x|/127 (q = round(x/d_x)); a block's dot product is
+// d_w · d_x · Σ q_w q_x with the sum in int32.
+//
+// Threads: the rows of W are split over the context's threads in tiles of `tile_rows`; a tile is
+// run against every token before the next, so in a prefill the tile stays in cache while each
+// token's x streams past it, and in a decode step every weight is read exactly once.
+#pragma once
+
+#include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/core/tensor.hpp"
+#include "llamablocks/core/weight_type.hpp"
+#include "llamablocks/core/workspace.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define LLAMABLOCKS_X86_KERNELS 1
+#include <cpuid.h>
+// GCC 12's AVX-512 intrinsics initialize their "undefined" vectors from themselves, which
+// -Wmaybe-uninitialized reports wherever they are inlined (GCC bug 105593); the state in force
+// where the intrinsic is defined is what counts, so the header is included with it off.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#else
+#define LLAMABLOCKS_X86_KERNELS 0
+#endif
+
+namespace llamablocks {
+
+/// The kernel families of packed_matmul, in order of preference.
+enum class CpuIsa { scalar, avx2, avx512 };
+
+inline const char* to_string(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::scalar: return "scalar";
+    case CpuIsa::avx2: return "avx2";
+    case CpuIsa::avx512: return "avx512";
+  }
+  return "(invalid)";
+}
+
+namespace detail {
+
+/// CPUID leaf 1, ECX bit 29 (not every compiler's __builtin_cpu_supports knows "f16c").
+inline bool cpu_has_f16c() {
+#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace detail
+
+/// Whether this CPU (and its OS, which must save the wider registers) runs the family `isa`.
+inline bool cpu_supports(CpuIsa isa) {
+#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  switch (isa) {
+    case CpuIsa::scalar: return true;
+    case CpuIsa::avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             detail::cpu_has_f16c();
+    case CpuIsa::avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
+             detail::cpu_has_f16c();
+  }
+  return false;
+#else
+  return isa == CpuIsa::scalar;
+#endif
+}
+
+/// The best family this CPU runs (detected once).
+inline CpuIsa cpu_isa() {
+  static const CpuIsa best = cpu_supports(CpuIsa::avx512) ? CpuIsa::avx512
+                             : cpu_supports(CpuIsa::avx2) ? CpuIsa::avx2
+                                                          : CpuIsa::scalar;
+  return best;
+}
+
+namespace detail {
+
+/// One 32-element block of an activation row quantized for Q8_0 weights.
+struct ActivationBlockQ8 {
+  float scale;        // d_x = max|x| / 127
+  std::int8_t q[32];  // round(x / d_x)
+};
+
+/// Quantizes `cols` floats (a multiple of 32) into cols/32 blocks.
+inline void quantize_activation_q8(const float* x, index_t cols, ActivationBlockQ8* blocks) {
+  for (index_t b = 0; b < cols / 32; ++b) {
+    const float* values = x + 32 * b;
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(values[i]));
+    const float scale = amax / 127.0f;
+    const float inverse = scale != 0 ? 1.0f / scale : 0.0f;
+    blocks[b].scale = scale;
+    for (int i = 0; i < 32; ++i)
+      blocks[b].q[i] = static_cast<std::int8_t>(std::lround(values[i] * inverse));
+  }
+}
+
+// ---- scalar: any CPU, and the reference of the others -------------------------------------------
+
+inline float dot_scalar(WeightType type, const std::uint8_t* w, const float* x,
+                        const ActivationBlockQ8* xq, index_t cols) {
+  float sum = 0;
+  switch (type) {
+    case WeightType::f32:
+      for (index_t c = 0; c < cols; ++c) {
+        float value;
+        std::memcpy(&value, w + 4 * c, 4);
+        sum += value * x[c];
+      }
+      break;
+    case WeightType::f16:
+      for (index_t c = 0; c < cols; ++c) sum += half_bits_to_float(load_u16(w + 2 * c)) * x[c];
+      break;
+    case WeightType::bf16:
+      for (index_t c = 0; c < cols; ++c) sum += bf16_bits_to_float(load_u16(w + 2 * c)) * x[c];
+      break;
+    case WeightType::q8_0:
+      for (index_t b = 0; b < cols / 32; ++b) {
+        const std::uint8_t* block = w + 34 * b;
+        std::int32_t integer = 0;
+        for (int i = 0; i < 32; ++i)
+          integer += static_cast<std::int8_t>(block[2 + i]) * xq[b].q[i];
+        sum += half_bits_to_float(load_u16(block)) * xq[b].scale * static_cast<float>(integer);
+      }
+      break;
+  }
+  return sum;
+}
+
+#if LLAMABLOCKS_X86_KERNELS
+
+// ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
+
+#define LLAMABLOCKS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+LLAMABLOCKS_TARGET_AVX2 inline float horizontal_sum_avx2(__m256 v) {
+  const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+  return _mm_cvtss_f32(_mm_add_ss(quad, _mm_movehdup_ps(quad)));
+}
+
+/// 8 weights of `type` at element `c` of row `w`, widened to float.
+LLAMABLOCKS_TARGET_AVX2 inline __m256 load8_avx2(WeightType type, const std::uint8_t* w, index_t c) {
+  switch (type) {
+    case WeightType::f32: return _mm256_loadu_ps(reinterpret_cast<const float*>(w) + c);
+    case WeightType::f16:
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * c)));
+    default: {
+      const __m256i wide =
+          _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 2 * c)));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+  }
+}
+
+/// Σ of 32 int8 products q_w · q_x as 8 int32 lanes (|q_x| <= 127, so the int16 pair sums of
+/// maddubs cannot saturate).
+LLAMABLOCKS_TARGET_AVX2 inline __m256i block_dot_i32_avx2(__m256i qw, __m256i qx) {
+  const __m256i abs_x = _mm256_sign_epi8(qx, qx);
+  const __m256i signed_w = _mm256_sign_epi8(qw, qx);
+  const __m256i pairs = _mm256_maddubs_epi16(abs_x, signed_w);
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+LLAMABLOCKS_TARGET_AVX2 inline float dot_avx2(WeightType type, const std::uint8_t* w, const float* x,
+                                              const ActivationBlockQ8* xq, index_t cols) {
+  if (type == WeightType::q8_0) {
+    __m256 acc = _mm256_setzero_ps();
+    for (index_t b = 0; b < cols / 32; ++b) {
+      const std::uint8_t* block = w + 34 * b;
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
+      const float scale = half_bits_to_float(load_u16(block)) * xq[b].scale;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)), acc);
+    }
+    return horizontal_sum_avx2(acc);
+  }
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+  index_t c = 0;
+  for (; c + 32 <= cols; c += 32) {
+    acc0 = _mm256_fmadd_ps(load8_avx2(type, w, c), _mm256_loadu_ps(x + c), acc0);
+    acc1 = _mm256_fmadd_ps(load8_avx2(type, w, c + 8), _mm256_loadu_ps(x + c + 8), acc1);
+    acc2 = _mm256_fmadd_ps(load8_avx2(type, w, c + 16), _mm256_loadu_ps(x + c + 16), acc2);
+    acc3 = _mm256_fmadd_ps(load8_avx2(type, w, c + 24), _mm256_loadu_ps(x + c + 24), acc3);
+  }
+  for (; c + 8 <= cols; c += 8)
+    acc0 = _mm256_fmadd_ps(load8_avx2(type, w, c), _mm256_loadu_ps(x + c), acc0);
+  float sum = horizontal_sum_avx2(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+  const std::size_t element = weight_block_bytes(type);
+  return sum + dot_scalar(type, w + element * static_cast<std::size_t>(c), x + c, nullptr, cols - c);
+}
+
+// ---- AVX-512 F/BW/VL + FMA + F16C ----------------------------------------------------------------
+
+#define LLAMABLOCKS_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+/// 16 weights of `type` at element `c` of row `w`, widened to float.
+LLAMABLOCKS_TARGET_AVX512 inline __m512 load16_avx512(WeightType type, const std::uint8_t* w, index_t c) {
+  switch (type) {
+    case WeightType::f32: return _mm512_loadu_ps(reinterpret_cast<const float*>(w) + c);
+    case WeightType::f16:
+      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * c)));
+    default: {
+      const __m512i wide =
+          _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2 * c)));
+      return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    }
+  }
+}
+
+LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::uint8_t* w,
+                                                  const float* x, const ActivationBlockQ8* xq,
+                                                  index_t cols) {
+  if (type == WeightType::q8_0) {
+    // Two blocks per step: 64 int8 products in one register, the lanes 0-7 of the int32 sums
+    // belong to the first block and 8-15 to the second.
+    __m512 acc = _mm512_setzero_ps();
+    const index_t blocks = cols / 32;
+    index_t b = 0;
+    for (; b + 2 <= blocks; b += 2) {
+      const std::uint8_t* first = w + 34 * b;
+      const std::uint8_t* second = first + 34;
+      const __m512i qw = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
+      const __m512i qx = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b + 1].q)), 1);
+      // |q_x| · (q_w with the sign of q_x): the unsigned × signed form maddubs needs.
+      const __mmask64 negative = _mm512_movepi8_mask(qx);
+      const __m512i abs_x = _mm512_abs_epi8(qx);
+      const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
+      const __m512i sums = _mm512_madd_epi16(_mm512_maddubs_epi16(abs_x, signed_w), _mm512_set1_epi16(1));
+      const __m256 low_scale = _mm256_set1_ps(half_bits_to_float(load_u16(first)) * xq[b].scale);
+      const __m256 high_scale = _mm256_set1_ps(half_bits_to_float(load_u16(second)) * xq[b + 1].scale);
+      const __m512 scale = _mm512_insertf32x8(_mm512_castps256_ps512(low_scale), high_scale, 1);
+      acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (b < blocks) {
+      const std::uint8_t* block = w + 34 * b;
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
+      const __m256i abs_x = _mm256_sign_epi8(qx, qx);
+      const __m256i signed_w = _mm256_sign_epi8(qw, qx);
+      const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, signed_w), _mm256_set1_epi16(1));
+      const __m256 products = _mm256_cvtepi32_ps(sums);
+      const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(products), _mm256_extractf128_ps(products, 1));
+      const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+      sum += half_bits_to_float(load_u16(block)) * xq[b].scale *
+             _mm_cvtss_f32(_mm_add_ss(quad, _mm_movehdup_ps(quad)));
+    }
+    return sum;
+  }
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
+  index_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    acc0 = _mm512_fmadd_ps(load16_avx512(type, w, c), _mm512_loadu_ps(x + c), acc0);
+    acc1 = _mm512_fmadd_ps(load16_avx512(type, w, c + 16), _mm512_loadu_ps(x + c + 16), acc1);
+    acc2 = _mm512_fmadd_ps(load16_avx512(type, w, c + 32), _mm512_loadu_ps(x + c + 32), acc2);
+    acc3 = _mm512_fmadd_ps(load16_avx512(type, w, c + 48), _mm512_loadu_ps(x + c + 48), acc3);
+  }
+  for (; c + 16 <= cols; c += 16)
+    acc0 = _mm512_fmadd_ps(load16_avx512(type, w, c), _mm512_loadu_ps(x + c), acc0);
+  const float sum =
+      _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+  const std::size_t element = weight_block_bytes(type);
+  return sum + dot_scalar(type, w + element * static_cast<std::size_t>(c), x + c, nullptr, cols - c);
+}
+
+#undef LLAMABLOCKS_TARGET_AVX2
+#undef LLAMABLOCKS_TARGET_AVX512
+
+#endif  // LLAMABLOCKS_X86_KERNELS
+
+/// One dot product W[r] · x with the family `isa` (which the caller checked the CPU supports).
+inline float packed_dot(CpuIsa isa, WeightType type, const std::uint8_t* w, const float* x,
+                        const ActivationBlockQ8* xq, index_t cols) {
+#if LLAMABLOCKS_X86_KERNELS
+  if (isa == CpuIsa::avx512) return dot_avx512(type, w, x, xq, cols);
+  if (isa == CpuIsa::avx2) return dot_avx2(type, w, x, xq, cols);
+#endif
+  (void)isa;
+  return dot_scalar(type, w, x, xq, cols);
+}
+
+}  // namespace detail
+
+/// Rows of W per unit of work handed to a thread.
+inline constexpr index_t packed_matmul_tile_rows = 16;
+
+/// y = x · Wᵀ (see the top of this header).
+/// \param scratch holds the quantized activations for Q8_0 weights; it grows to the largest call
+///                and is reused, so decode steps of one size allocate nothing.
+/// \param isa     the kernel family; it must be one cpu_supports() (cpu_isa() by default).
+/// \throws shape_error when the shapes disagree; range_error for an isa the CPU lacks.
+inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weight,
+                          const TensorView<const float, 2>& x, const TensorView<float, 2>& y,
+                          Workspace<std::uint8_t, cpu>& scratch, CpuIsa isa = cpu_isa()) {
+  const index_t tokens = x.shape(0);
+  detail::require<shape_error>(x.shape(1) == weight.cols, "packed_matmul: x has ", x.shape(1),
+                               " columns, the weight ", weight.cols);
+  detail::expect_shape("packed_matmul", "y", y, {tokens, weight.rows});
+  detail::require<shape_error>(x.is_contiguous() && y.is_contiguous(),
+                               "packed_matmul: x and y must be contiguous");
+  detail::require<shape_error>(weight.row_bytes >= weight_row_bytes(weight.type, weight.cols),
+                               "packed_matmul: row_bytes ", weight.row_bytes, " is shorter than a ",
+                               to_string(weight.type), " row of ", weight.cols, " columns");
+  detail::require<range_error>(cpu_supports(isa), "packed_matmul: this CPU cannot run the ",
+                               to_string(isa), " kernels");
+  const index_t cols = weight.cols;
+  const detail::ActivationBlockQ8* quantized = nullptr;
+  if (weight.type == WeightType::q8_0) {
+    const index_t blocks = tokens * (cols / 32);
+    const auto bytes = scratch.get<1>({blocks * static_cast<index_t>(sizeof(detail::ActivationBlockQ8))});
+    auto* blocks_out = reinterpret_cast<detail::ActivationBlockQ8*>(bytes.data());
+    detail::parallel_for(ctx, tokens, [&](long long t) {
+      detail::quantize_activation_q8(x.data() + t * cols, cols, blocks_out + t * (cols / 32));
+    });
+    quantized = blocks_out;
+  }
+  const index_t tiles = (weight.rows + packed_matmul_tile_rows - 1) / packed_matmul_tile_rows;
+  detail::parallel_for(ctx, tiles, [&](long long tile) {
+    const index_t first = tile * packed_matmul_tile_rows;
+    const index_t last = std::min(weight.rows, first + packed_matmul_tile_rows);
+    for (index_t t = 0; t < tokens; ++t) {
+      const float* x_row = x.data() + t * cols;
+      const detail::ActivationBlockQ8* xq = quantized ? quantized + t * (cols / 32) : nullptr;
+      float* y_row = y.data() + t * weight.rows;
+      for (index_t r = first; r < last; ++r)
+        y_row[r] = detail::packed_dot(isa, weight.type, weight.row(r), x_row, xq, cols);
+    }
+  });
+}
+
+}  // namespace llamablocks
