@@ -10,6 +10,8 @@
 // In Q4_0 and Q4_1, byte j holds element j in its low nibble and element j + 16 in its high one.
 #pragma once
 
+#include "llamablocks/core/weight_type.hpp"
+
 #include "llamablocks/core/error.hpp"
 
 #include <cstdint>
@@ -102,38 +104,10 @@ inline std::optional<GgmlTypeTraits> ggml_type_traits(std::uint32_t type) {
 }
 
 /// IEEE 754 binary16 bits to float (exact: every half is a float).
-inline float fp16_to_float(std::uint16_t half) {
-  const std::uint32_t sign = static_cast<std::uint32_t>(half & 0x8000u) << 16;
-  std::uint32_t exponent = (half >> 10) & 0x1fu;
-  std::uint32_t mantissa = half & 0x3ffu;
-  std::uint32_t bits;
-  if (exponent == 0x1fu) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // infinity, or NaN keeping its payload
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);  // rebias 15 -> 127
-  } else if (mantissa == 0) {
-    bits = sign;  // signed zero
-  } else {
-    // Subnormal: mantissa * 2^-24. Shift the leading one up to the implicit bit position.
-    exponent = 113u;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
+inline float fp16_to_float(std::uint16_t half) { return detail::half_bits_to_float(half); }
 
 /// bfloat16 bits to float (exact).
-inline float bf16_to_float(std::uint16_t bf16) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(bf16) << 16;
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
+inline float bf16_to_float(std::uint16_t bf16) { return detail::bf16_bits_to_float(bf16); }
 
 }  // namespace llamablocks::io
 
