@@ -178,9 +178,12 @@ inline bool gguf_tied_output(const io::GgufFile& file) {
 }
 
 /// Fills `model` (built with a config of `file`'s shapes and tie_output == gguf_tied_output(file))
-/// with the weights of `file`. \throws shape_error naming the tensor when a shape differs.
+/// with the weights of `file`. With `keep_packed` (cpu backend), projection matrices stored as
+/// F16, BF16 or Q8_0 stay in the file buffer as they are (Parameter::assign_packed) and are read
+/// by packed_matmul; every other tensor is float32 (borrowed when F32, else dequantized).
+/// \throws shape_error naming the tensor when a shape differs.
 template <class Backend>
-void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model) {
+void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model, bool keep_packed = true) {
   const ModelConfig& c = model.config();
   const index_t q_rows = c.n_heads * c.head_dim;
   const index_t kv_rows = c.n_kv_heads * c.head_dim;
@@ -188,26 +191,36 @@ void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model) {
     constexpr int rank = std::tuple_size_v<std::decay_t<decltype(shape)>>;
     load_parameter(parameter, file.load_f32<rank>(name, shape));
   };
+  const auto load_matrix = [&](auto& parameter, const std::string& name, index_t rows, index_t cols) {
+    if constexpr (std::is_same_v<Backend, cpu>) {
+      const auto packed = keep_packed ? file.packed_matrix(name, rows, cols) : std::nullopt;
+      if (packed && packed->type != WeightType::f32) {
+        parameter.assign_packed(*packed, file.storage());
+        return;
+      }
+    }
+    load(parameter, name, Shape<2>{rows, cols});
+  };
   load(model.token_embedding().weight(), "token_embd.weight", Shape<2>{c.vocab_size, c.dim});
   for (index_t layer = 0; layer < c.n_layers; ++layer) {
     auto& block = model.layers()[static_cast<std::size_t>(layer)];
     const std::string p = "blk." + std::to_string(layer) + ".";
     load(block.attention_norm().weight(), p + "attn_norm.weight", Shape<1>{c.dim});
-    load(block.attention().wq(), p + "attn_q.weight", Shape<2>{q_rows, c.dim});
-    load(block.attention().wk(), p + "attn_k.weight", Shape<2>{kv_rows, c.dim});
-    load(block.attention().wv(), p + "attn_v.weight", Shape<2>{kv_rows, c.dim});
-    load(block.attention().wo(), p + "attn_output.weight", Shape<2>{c.dim, q_rows});
+    load_matrix(block.attention().wq(), p + "attn_q.weight", q_rows, c.dim);
+    load_matrix(block.attention().wk(), p + "attn_k.weight", kv_rows, c.dim);
+    load_matrix(block.attention().wv(), p + "attn_v.weight", kv_rows, c.dim);
+    load_matrix(block.attention().wo(), p + "attn_output.weight", c.dim, q_rows);
     load(block.ffn_norm().weight(), p + "ffn_norm.weight", Shape<1>{c.dim});
-    load(block.feed_forward().w1(), p + "ffn_gate.weight", Shape<2>{c.ffn_hidden_dim, c.dim});
-    load(block.feed_forward().w3(), p + "ffn_up.weight", Shape<2>{c.ffn_hidden_dim, c.dim});
-    load(block.feed_forward().w2(), p + "ffn_down.weight", Shape<2>{c.dim, c.ffn_hidden_dim});
+    load_matrix(block.feed_forward().w1(), p + "ffn_gate.weight", c.ffn_hidden_dim, c.dim);
+    load_matrix(block.feed_forward().w3(), p + "ffn_up.weight", c.ffn_hidden_dim, c.dim);
+    load_matrix(block.feed_forward().w2(), p + "ffn_down.weight", c.dim, c.ffn_hidden_dim);
   }
   load(model.final_norm().weight(), "output_norm.weight", Shape<1>{c.dim});
   // Re-shared because the embedding was just replaced.
   if (gguf_tied_output(file))
     model.output().weight().assign(model.token_embedding().weight().share());
   else
-    load(model.output().weight(), "output.weight", Shape<2>{c.vocab_size, c.dim});
+    load_matrix(model.output().weight(), "output.weight", c.vocab_size, c.dim);
 }
 
 /// Builds a model for `file` (batch sequences at a time, max_seq_len capped at `max_seq_len_cap`
@@ -215,10 +228,11 @@ void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model) {
 template <class Backend>
 std::unique_ptr<LlamaModel<Backend, float>> load_gguf_model(const io::GgufFile& file,
                                                             std::int64_t max_seq_len_cap = 0,
-                                                            index_t batch = 1) {
+                                                            index_t batch = 1,
+                                                            bool keep_packed = true) {
   auto model = std::make_unique<LlamaModel<Backend, float>>(
       gguf_model_config(file, max_seq_len_cap), batch, gguf_tied_output(file));
-  load_gguf(file, *model);
+  load_gguf(file, *model, keep_packed);
   return model;
 }
 

@@ -73,6 +73,7 @@ struct Options {
   index_t prompt_tokens = 32;
   int threads = Context<cpu>::default_num_threads();
   bool print_ids = false;
+  std::optional<WeightType> weights;  // --weights; unset: GGUF as stored, others float32
   std::int64_t ctx = 0;  // GGUF, HF: cap on max_seq_len; 0 = the default, 2048
 };
 
@@ -105,6 +106,8 @@ void print_usage() {
       "  --device cpu|cuda    default cpu\n"
       "  --print-ids          print token ids instead of text\n"
       "  --ctx <int>          GGUF, HF: max_seq_len = min(context length, N), default 2048\n"
+      "  --weights <type>     f32|f16|bf16|q8_0: store the projections so (default: GGUF as\n"
+      "                       stored where f16/bf16/q8_0, else f32)\n"
       "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n",
       stderr);
 }
@@ -121,6 +124,12 @@ Number parse_number(const std::string& flag, const std::string& text) {
   Number value{};
   if (!(in >> value) || !in.eof()) usage("cannot parse the value '" + text + "' of " + flag);
   return value;
+}
+
+WeightType parse_weight_type(const std::string& name) {
+  for (WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16, WeightType::q8_0})
+    if (name == to_string(type)) return type;
+  usage("--weights must be f32, f16, bf16 or q8_0, got " + name);
 }
 
 ModelConfig shape_config(const std::string& name) {
@@ -184,6 +193,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--device") options.device = value();
     else if (flag == "--print-ids") options.print_ids = true;
     else if (flag == "--ctx") options.ctx = parse_number<std::int64_t>(flag, value());
+    else if (flag == "--weights") options.weights = parse_weight_type(value());
     else if (flag == "--shape") options.shape_name = value();
     else if (flag == "--prompt-tokens") options.prompt_tokens = parse_number<index_t>(flag, value());
     else usage("unknown flag " + flag);
@@ -506,7 +516,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "llama2: -z ignored: the GGUF file carries its tokenizer\n");
       gguf_file = io::GgufFile::open(options.model_path);
       gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
-      model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap);
+      model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap, 1, /*keep_packed=*/!options.weights);
     } else if (hf) {
       model = llama2::load_hf_model<cpu>(io::HfCheckpoint::open(options.model_path), ctx_cap);
       if (is_gguf(options.tokenizer_path)) {
@@ -520,16 +530,20 @@ int main(int argc, char** argv) {
     } else {
       model = llama2::load_llama2c_model<cpu>(Llama2cCheckpoint::read(options.model_path));
     }
+    if (options.weights) llama2::pack_projections(*model, *options.weights);
     const ModelConfig& config = model->config();
     std::fprintf(stderr,
                  "model %s: dim %lld, %lld layers, %lld/%lld heads, ffn %lld, vocab %lld, "
-                 "max_seq_len %lld; %d threads\n",
+                 "max_seq_len %lld; %d threads; projections %s\n",
                  options.model_path == "random" ? options.shape_name.c_str() : options.model_path.c_str(),
                  static_cast<long long>(config.dim), static_cast<long long>(config.n_layers),
                  static_cast<long long>(config.n_heads), static_cast<long long>(config.n_kv_heads),
                  static_cast<long long>(config.ffn_hidden_dim),
                  static_cast<long long>(config.vocab_size),
-                 static_cast<long long>(config.max_seq_len), options.threads);
+                 static_cast<long long>(config.max_seq_len), options.threads,
+                 model->layers().front().feed_forward().w1().is_packed()
+                     ? to_string(model->layers().front().feed_forward().w1().packed()->type)
+                     : "f32");
 
     if (gguf_tokenizer) {
       if (gguf_tokenizer->vocab_size() != config.vocab_size)

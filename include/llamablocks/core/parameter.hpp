@@ -4,11 +4,20 @@
 // either by copying host data (copy_from) or by adopting storage of the same shape without a copy
 // (assign: a checkpoint tensor borrowed in place, or another parameter's storage for a tied head).
 // The shape never changes, so a module's invariants hold whatever is loaded.
+//
+// A matrix (Rank 2) may instead hold its weights packed in another WeightType (f16, bf16, Q8_0 as
+// GGUF stores them, see core/weight_type.hpp): assign_packed() adopts such rows without widening
+// them, and the projections of the backends that support it (cpu: packed_matmul) read them as
+// they are. view() of a packed parameter throws, since there is no float32 copy to show.
 #pragma once
 
 #include "llamablocks/core/error.hpp"
 #include "llamablocks/core/tensor.hpp"
+#include "llamablocks/core/weight_type.hpp"
 
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -26,12 +35,22 @@ class Parameter {
   const Shape<Rank>& shape() const { return tensor_.shape(); }
   index_t size() const { return tensor_.size(); }
 
-  TensorView<T, Rank> view() { return tensor_.view(); }
-  TensorView<const T, Rank> view() const { return tensor_.cview(); }
+  TensorView<T, Rank> view() {
+    expect_unpacked();
+    return tensor_.view();
+  }
+  TensorView<const T, Rank> view() const {
+    expect_unpacked();
+    return tensor_.cview();
+  }
 
-  /// Copies host data of the same shape into the parameter.
+  /// Copies host data of the same shape into the parameter (which then holds T again).
   void copy_from(const TensorView<const T, Rank>& host_source) {
     detail::expect_shape(name_.c_str(), "source", host_source, shape());
+    if (packed_) {
+      tensor_ = Tensor<T, Rank, Backend>(shape());
+      packed_.reset();
+    }
     detail::allocator<Backend>::copy_from_host(tensor_.data(), host_source.data(),
                                                static_cast<std::size_t>(size()) * sizeof(T));
   }
@@ -42,14 +61,57 @@ class Parameter {
                                  detail::format_shape(tensor.shape()), ", expected ",
                                  detail::format_shape(shape()));
     tensor_ = std::move(tensor);
+    packed_.reset();
   }
 
+  /// Holds `weight` (rows × cols = this matrix's shape, any WeightType) in place of the T storage,
+  /// without copying it; `owner` keeps its bytes alive. 	hrows shape_error for another shape or
+  /// rows shorter than the type needs.
+  void assign_packed(const PackedMatrixView& weight, std::shared_ptr<const void> owner) {
+    static_assert(Rank == 2, "Parameter::assign_packed: only matrices hold packed weights");
+    detail::require<shape_error>(weight.rows == shape()[0] && weight.cols == shape()[1], name_,
+                                 ": cannot hold a packed matrix of shape [", weight.rows, ", ",
+                                 weight.cols, "], expected ", detail::format_shape(shape()));
+    detail::require<shape_error>(weight.data != nullptr &&
+                                     weight.row_bytes >= weight_row_bytes(weight.type, weight.cols),
+                                 name_, ": packed ", to_string(weight.type), " rows of ",
+                                 weight.row_bytes, " bytes are too short for ", weight.cols,
+                                 " columns");
+    packed_ = Packed{weight, std::move(owner)};
+    tensor_ = Tensor<T, Rank, Backend>(shape());  // releases a borrowed buffer; untouched pages
+  }
+
+  /// The packed weights, when assign_packed() put them there.
+  std::optional<PackedMatrixView> packed() const {
+    if (!packed_) return std::nullopt;
+    return packed_->view;
+  }
+  /// Whether assign_packed() put packed weights here.
+  bool is_packed() const { return packed_.has_value(); }
+  /// A shared handle on the packed bytes, to hold the same weights in another parameter.
+  std::shared_ptr<const void> packed_owner() const { return packed_ ? packed_->owner : nullptr; }
+
   /// A tensor sharing this parameter's storage, to be assign()ed to another parameter (tying).
-  Tensor<T, Rank, Backend> share() const { return tensor_.share(); }
+  Tensor<T, Rank, Backend> share() const {
+    expect_unpacked();
+    return tensor_.share();
+  }
 
  private:
+  struct Packed {
+    PackedMatrixView view;
+    std::shared_ptr<const void> owner;
+  };
+
+  void expect_unpacked() const {
+    if (packed_)
+      throw config_error(detail::concat(name_, " holds packed ", to_string(packed_->view.type),
+                                        " weights; read them through packed(), not view()"));
+  }
+
   std::string name_;
   Tensor<T, Rank, Backend> tensor_;
+  std::optional<Packed> packed_;
 };
 
 }  // namespace llamablocks

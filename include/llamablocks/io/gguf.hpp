@@ -498,6 +498,30 @@ class GgufFile {
   /// Keeps the file buffer alive (what borrowed tensors hold).
   std::shared_ptr<const void> storage() const { return buffer_; }
 
+  /// Tensor `name` as a [rows, cols] matrix kept as stored, when its type is one the cpu kernels
+  /// read packed (F32, F16, BF16, Q8_0: see core/weight_type.hpp), else nullopt (a type that must
+  /// be dequantized). Its bytes stay in the file buffer (storage()).
+  /// \throws shape_error when the tensor's shape is not [rows, cols].
+  std::optional<PackedMatrixView> packed_matrix(const std::string& name, index_t rows,
+                                                index_t cols) const {
+    const GgufTensorInfo& info = tensor(name);
+    if (info.n_dims < 1 || info.ne[0] != cols || info.ne[1] != rows || info.ne[2] != 1 ||
+        info.ne[3] != 1)
+      throw shape_error(detail::concat("GGUF '", path_, "': tensor '", name, "' has shape ",
+                                       format_vector(info.shape()), " (", info.type_name,
+                                       "), expected [", rows, ", ", cols, "]"));
+    WeightType type;
+    switch (static_cast<GgmlType>(info.type)) {
+      case GgmlType::f32: type = WeightType::f32; break;
+      case GgmlType::f16: type = WeightType::f16; break;
+      case GgmlType::bf16: type = WeightType::bf16; break;
+      case GgmlType::q8_0: type = WeightType::q8_0; break;
+      default: return std::nullopt;
+    }
+    if (!detail::host_is_little_endian()) return std::nullopt;
+    return PackedMatrixView{type, tensor_data(info), rows, cols, weight_row_bytes(type, cols)};
+  }
+
   /// The tensor `name` as float32 of shape `expected` (outermost first).
   ///
   /// F32 data is borrowed in place (no copy; the tensor keeps the file buffer alive and writes

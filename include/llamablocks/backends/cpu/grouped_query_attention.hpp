@@ -1,4 +1,4 @@
-// GroupedQueryAttention on the cpu backend: projections through detail::linear_kernel, RoPE,
+// GroupedQueryAttention on the cpu backend: projections through detail::project, RoPE,
 // KVCache::write, causal_attention, output projection. Scratch lives in grow-only workspaces, so a
 // decode step allocates nothing once the first one has run.
 #pragma once
@@ -6,6 +6,7 @@
 #include "llamablocks/backends/cpu/attention.hpp"
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/backends/cpu/packed_matmul.hpp"
 #include "llamablocks/backends/cpu/kv_cache.hpp"
 #include "llamablocks/backends/cpu/rotary_embedding.hpp"
 #include "llamablocks/core/config.hpp"
@@ -88,17 +89,17 @@ class GroupedQueryAttention<cpu, T> {
     attention_scratch_.template get<2>(causal_attention_scratch_shape(
         ctx, tokens, start_pos, n_heads_, n_kv_heads_, head_dim_));
 
-    detail::linear_kernel<T>(ctx, x_rows, wq_.view(), q);
-    detail::linear_kernel<T>(ctx, x_rows, wk_.view(), k);
-    detail::linear_kernel<T>(ctx, x_rows, wv_.view(), v);
+    detail::project<T>(ctx, x_rows, wq_, q, packed_scratch_);
+    detail::project<T>(ctx, x_rows, wk_, k, packed_scratch_);
+    detail::project<T>(ctx, x_rows, wv_, v, packed_scratch_);
     const auto q_heads = reshape<4>(q, {batch, tokens, n_heads_, head_dim_});
     const auto k_heads = reshape<4>(k, {batch, tokens, n_kv_heads_, head_dim_});
     rope_->apply(ctx, q_heads, start_pos);
     rope_->apply(ctx, k_heads, start_pos);
     cache.write(start_pos, k_heads, reshape<4>(v, {batch, tokens, n_kv_heads_, head_dim_}));
     causal_attention<T>(ctx, q_heads, cache, start_pos, context, attention_scratch_);
-    detail::linear_kernel<T>(ctx, reshape<2>(context, {rows, n_heads_ * head_dim_}), wo_.view(),
-                             reshape<2>(out, {rows, dim_}));
+    detail::project<T>(ctx, reshape<2>(context, {rows, n_heads_ * head_dim_}), wo_,
+                       reshape<2>(out, {rows, dim_}), packed_scratch_);
   }
 
  private:
@@ -133,6 +134,7 @@ class GroupedQueryAttention<cpu, T> {
   Workspace<T, cpu> v_;
   Workspace<T, cpu> context_;
   Workspace<T, cpu> attention_scratch_;
+  Workspace<std::uint8_t, cpu> packed_scratch_;
 };
 
 }  // namespace llamablocks

@@ -1,8 +1,9 @@
-// Linear on the cpu backend: y = x · Wᵀ through detail::linear_kernel (Eigen GEMM / threaded GEMV).
+// Linear on the cpu backend: y = x · Wᵀ through detail::project: Eigen GEMM / threaded GEMV for a
+// T weight, packed_matmul for packed f16 / bf16 / Q8_0 rows (Parameter::assign_packed).
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
-#include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/backends/cpu/packed_matmul.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/modules/linear.hpp"
 
@@ -25,6 +26,7 @@ class Linear<cpu, T> {
   const Parameter<T, 2, cpu>& weight() const { return weight_; }
 
   /// x: [batch, tokens, in_features] -> out: [batch, tokens, out_features]; no overlap allowed.
+  /// Not safe to call concurrently on one Linear: the scratch of packed weights is shared.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out) const {
     const char* where = "Linear::forward";
@@ -35,8 +37,8 @@ class Linear<cpu, T> {
     detail::expect_shape(where, "out", out, {x.shape(0), x.shape(1), out_features()});
     detail::expect_disjoint(where, "x", x, "out", out);
     const index_t rows = x.shape(0) * x.shape(1);
-    detail::linear_kernel<T>(ctx, reshape<2>(x, {rows, in_features()}), weight_.view(),
-                             reshape<2>(out, {rows, out_features()}));
+    detail::project<T>(ctx, reshape<2>(x, {rows, in_features()}), weight_,
+                       reshape<2>(out, {rows, out_features()}), packed_scratch_);
   }
 
  private:
@@ -46,6 +48,7 @@ class Linear<cpu, T> {
   }
 
   Parameter<T, 2, cpu> weight_;
+  mutable Workspace<std::uint8_t, cpu> packed_scratch_;
 };
 
 }  // namespace llamablocks

@@ -19,6 +19,8 @@
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/weight_type.hpp"
 #include "llamablocks/core/workspace.hpp"
@@ -27,6 +29,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define LLAMABLOCKS_X86_KERNELS 1
@@ -363,5 +368,70 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
     }
   });
 }
+
+/// A packed matrix together with the owner of its bytes.
+struct PackedMatrix {
+  PackedMatrixView view;
+  std::shared_ptr<const void> owner;
+};
+
+/// Packs a float32 matrix [rows, cols] into `type`: f16 and bf16 rounded to nearest even; Q8_0 as
+/// GGUF quantizes it, per block of 32: d = max|w| / 127 (stored as binary16), q = round(w / d).
+/// \throws shape_error when cols does not fit the type (Q8_0: a multiple of 32).
+inline PackedMatrix pack_matrix(const TensorView<const float, 2>& weight, WeightType type) {
+  const index_t rows = weight.shape(0), cols = weight.shape(1);
+  const std::size_t row_bytes = weight_row_bytes(type, cols);
+  const auto bytes = std::make_shared<std::vector<std::uint8_t>>(row_bytes * static_cast<std::size_t>(rows));
+  const auto store16 = [](std::uint8_t* at, std::uint16_t bits) {
+    at[0] = static_cast<std::uint8_t>(bits & 0xff);
+    at[1] = static_cast<std::uint8_t>(bits >> 8);
+  };
+  for (index_t r = 0; r < rows; ++r) {
+    std::uint8_t* row = bytes->data() + row_bytes * static_cast<std::size_t>(r);
+    for (index_t c = 0; c < cols; c += weight_block_elements(type)) {
+      const float value = weight(r, c);
+      switch (type) {
+        case WeightType::f32: std::memcpy(row + 4 * c, &value, 4); break;
+        case WeightType::f16: store16(row + 2 * c, detail::float_to_half_bits(value)); break;
+        case WeightType::bf16: store16(row + 2 * c, detail::float_to_bf16_bits(value)); break;
+        case WeightType::q8_0: {
+          std::uint8_t* block = row + 34 * (c / 32);
+          float amax = 0;
+          for (index_t i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(weight(r, c + i)));
+          const float d = amax / 127.0f;
+          const float inverse = d != 0 ? 1.0f / d : 0.0f;
+          store16(block, detail::float_to_half_bits(d));
+          for (index_t i = 0; i < 32; ++i)
+            block[2 + i] = static_cast<std::uint8_t>(
+                static_cast<std::int8_t>(std::lround(weight(r, c + i) * inverse)));
+          break;
+        }
+      }
+    }
+  }
+  PackedMatrix packed;
+  packed.view = PackedMatrixView{type, bytes->data(), rows, cols, row_bytes};
+  packed.owner = bytes;
+  return packed;
+}
+
+namespace detail {
+
+/// y = x · Wᵀ for a module's weight: packed_matmul when the parameter holds packed weights (float
+/// activations only), else linear_kernel on its T storage.
+template <class T>
+void project(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
+             const Parameter<T, 2, cpu>& weight, const TensorView<T, 2>& out,
+             Workspace<std::uint8_t, cpu>& scratch) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (const auto packed = weight.packed()) {
+      packed_matmul(ctx, *packed, x, out, scratch);
+      return;
+    }
+  }
+  linear_kernel<T>(ctx, x, weight.view(), out);
+}
+
+}  // namespace detail
 
 }  // namespace llamablocks

@@ -5,6 +5,7 @@
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/backends/cpu/packed_matmul.hpp"
 #include "llamablocks/core/config.hpp"
 #include "llamablocks/core/math.hpp"
 #include "llamablocks/core/parameter.hpp"
@@ -64,10 +65,10 @@ class SwiGLUFeedForward<cpu, T> {
     const auto x_rows = reshape<2>(x, {rows, dim()});
     const auto gate = gate_.template get<2>({rows, ffn_hidden_dim()});
     const auto up = up_.template get<2>({rows, ffn_hidden_dim()});
-    detail::linear_kernel<T>(ctx, x_rows, w1_.view(), gate);
-    detail::linear_kernel<T>(ctx, x_rows, w3_.view(), up);
+    detail::project<T>(ctx, x_rows, w1_, gate, packed_scratch_);
+    detail::project<T>(ctx, x_rows, w3_, up, packed_scratch_);
     swiglu_activation<T>(ctx, gate, up);
-    detail::linear_kernel<T>(ctx, gate, w2_.view(), reshape<2>(out, {rows, dim()}));
+    detail::project<T>(ctx, gate, w2_, reshape<2>(out, {rows, dim()}), packed_scratch_);
   }
 
  private:
@@ -82,6 +83,7 @@ class SwiGLUFeedForward<cpu, T> {
   Parameter<T, 2, cpu> w3_;
   Workspace<T, cpu> gate_;
   Workspace<T, cpu> up_;
+  Workspace<std::uint8_t, cpu> packed_scratch_;
 };
 
 }  // namespace llamablocks
