@@ -10,6 +10,7 @@
 // Tolerances: NMSE <= 1e-10 against the double reference (float32 accumulation only, products are
 // exact); <= 1e-12 between families; Q8_0 against the unquantized float product NMSE <= 1e-3
 // (what 8-bit weights and activations cost).
+#include "llamablocks/backends/cpu/linear.hpp"
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
 
 #include "support/random.hpp"
@@ -21,6 +22,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace llamablocks;
@@ -273,4 +275,42 @@ TEST_CASE("packed_matmul: one thread and two give the same bits; bad shapes are 
   PackedMatrixView short_rows = view;
   short_rows.row_bytes = 10;
   CHECK_THROWS_AS(packed_matmul(ctx, short_rows, x.cview(), one.view(), scratch), shape_error);
+}
+
+TEST_CASE("Parameter::assign_packed: Linear reads the packed rows; misuse is refused", "[packed]") {
+  const index_t in = 64, out = 24, tokens = 3;
+  Linear<cpu, float> linear(in, out);
+  const auto w = test::random_tensor<float, 2>({out, in}, 21, 0.1);
+  const auto x = test::random_tensor<float, 3>({1, tokens, in}, 22);
+  linear.weight().copy_from(w.cview());
+  Tensor<float, 3> unpacked({1, tokens, out});
+  const Context<cpu> ctx(2);
+  linear.forward(ctx, x.cview(), unpacked.view());
+
+  PackedMatrix packed = pack_matrix(w.cview(), WeightType::bf16);
+  linear.weight().assign_packed(packed.view, packed.owner);
+  REQUIRE(linear.weight().is_packed());
+  CHECK(linear.weight().packed()->type == WeightType::bf16);
+  Tensor<float, 3> from_packed({1, tokens, out});
+  linear.forward(ctx, x.cview(), from_packed.view());
+  Workspace<std::uint8_t, cpu> scratch;
+  Tensor<float, 2> expected({tokens, out});
+  packed_matmul(ctx, packed.view, reshape<2>(x.cview(), {tokens, in}), expected.view(), scratch);
+  CHECK(std::memcmp(from_packed.cview().data(), expected.cview().data(), sizeof(float) * 3 * 24) == 0);
+  // bf16 weights: within the rounding of 8 mantissa bits of the float32 product.
+  test::require_close("bf16 Linear vs float32", from_packed.cview().data(), unpacked.cview().data(),
+                      static_cast<std::size_t>(tokens * out), 1e-4);
+
+  CHECK_THROWS_WITH(std::as_const(linear.weight()).view(),
+                    Catch::Matchers::Contains("Linear.weight holds packed bf16 weights"));
+  PackedMatrixView wrong = packed.view;
+  wrong.rows = out + 1;
+  CHECK_THROWS_AS(linear.weight().assign_packed(wrong, packed.owner), shape_error);
+  CHECK(linear.weight().packed()->rows == out);  // unchanged by the refused call
+  // copy_from makes it float32 again.
+  linear.weight().copy_from(w.cview());
+  CHECK_FALSE(linear.weight().is_packed());
+  Tensor<float, 3> again({1, tokens, out});
+  linear.forward(ctx, x.cview(), again.view());
+  CHECK(std::memcmp(again.cview().data(), unpacked.cview().data(), sizeof(float) * 3 * 24) == 0);
 }
