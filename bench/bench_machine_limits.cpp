@@ -245,8 +245,8 @@ std::size_t dram_read_bytes() {
   return static_cast<std::size_t>(value) / 4096 * 4096;
 }
 
-/// Buffer sizes read: one that stays in a core's L2 (a few MiB here, 2 MiB per core on the VM this
-/// was written on), one in the L3, and the DRAM one.
+/// Buffer sizes read: one that stays in a core's L2 (1 MiB per core on the VM this was written on),
+/// one in the shared L3 (36 MiB there), and the DRAM one.
 std::array<std::size_t, 3> read_sizes() {
   return {std::size_t{512} << 10, std::size_t{16} << 20, dram_read_bytes()};
 }
