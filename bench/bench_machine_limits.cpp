@@ -1,7 +1,8 @@
 // The machine's limits, measured so the module and end-to-end figures can be read as a fraction:
 //   BM_ReadBandwidth  bytes_per_second: bytes of a buffer read (and summed) / s, 1 and 2 threads;
 //                     the buffer is cache-sized (L2, L3) or DRAM-sized (>= 1 GiB, the stream a
-//                     decode step is), see read_sizes().
+//                     decode step is), see read_sizes(); the DRAM one on 4 KiB and on huge pages.
+//                     bytes_per_thread_cpu_second: the same bytes / CPU seconds (load-robust).
 //   BM_PeakFMA        flops: FLOP / s of independent fused multiply-add chains on registers (no
 //                     memory traffic), a multiply-add counted as 2 FLOP; the compute roof.
 //   BM_EigenGEMM      flops: FLOP / s (2·m·k·n) of the library's projection kernel
@@ -22,6 +23,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +39,10 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#endif
+
+#ifdef __linux__
+#include <sys/mman.h>
 #endif
 
 namespace llamablocks::bench {
@@ -251,19 +259,50 @@ std::array<std::size_t, 3> read_sizes() {
   return {std::size_t{512} << 10, std::size_t{16} << 20, dram_read_bytes()};
 }
 
+/// CPU seconds used by the whole process so far (every thread).
+double process_cpu_seconds() {
+  return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+}
+
+/// Bytes of anonymous memory the kernel backs with huge pages in this process (Linux), else 0.
+double anon_huge_page_bytes() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string key;
+  double kib = 0;
+  while (in >> key) {
+    if (key == "AnonHugePages:") {
+      in >> kib;
+      return kib * 1024;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
 struct FreeDeleter {
   void operator()(std::uint32_t* data) const { std::free(data); }
 };
 
-/// Each thread sums its contiguous share of the buffer once per iteration.
-void BM_ReadBandwidth(benchmark::State& state, std::size_t bytes, int threads) {
+constexpr std::size_t huge_page = std::size_t{2} << 20;
+
+/// Each thread sums its contiguous share of the buffer once per iteration. With huge_pages the
+/// buffer is 2 MiB aligned and madvise(MADV_HUGEPAGE)d (Linux; transparent huge pages in "madvise"
+/// mode give none otherwise): 4 KiB pages cost TLB misses, and the hardware prefetchers stop at
+/// each 4 KiB boundary, which can hold one core's stream well below the DRAM's bandwidth.
+void BM_ReadBandwidth(benchmark::State& state, std::size_t bytes, int threads, bool huge_pages) {
   const Isa isa = selected_isa();
   // Shares of whole 512-byte blocks (the AVX-512 kernel's step).
   const std::size_t blocks = bytes / 512;
+  const std::size_t alignment = huge_pages ? huge_page : 64;
+  const std::size_t allocated = (blocks * 512 + alignment - 1) / alignment * alignment;
   const std::unique_ptr<std::uint32_t, FreeDeleter> buffer(
-      static_cast<std::uint32_t*>(std::aligned_alloc(64, blocks * 512)));
+      static_cast<std::uint32_t*>(std::aligned_alloc(alignment, allocated)));
   detail::require<config_error>(buffer != nullptr, "BM_ReadBandwidth: cannot allocate ", bytes,
                                 " bytes");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // Advice only: where the kernel has no huge pages to give, the run measures 4 KiB pages.
+  if (huge_pages) madvise(buffer.get(), allocated, MADV_HUGEPAGE);
+#endif
   // Each thread first touches the pages it will read, as a NUMA-aware program would.
   const auto share = [&](int thread, std::size_t& first, std::size_t& size) {
     const std::size_t begin = blocks * static_cast<std::size_t>(thread) / static_cast<std::size_t>(threads);
@@ -278,6 +317,10 @@ void BM_ReadBandwidth(benchmark::State& state, std::size_t bytes, int threads) {
     for (std::size_t i = 0; i < size; ++i) buffer.get()[first + i] = 0x3f800000u;
   });
 
+  // Whether the advice was followed: the part of the buffer on huge pages.
+  const double huge_fraction = std::min(1.0, anon_huge_page_bytes() / static_cast<double>(allocated));
+
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     float total = 0;
     on_threads(threads, [&](int thread) {
@@ -291,11 +334,19 @@ void BM_ReadBandwidth(benchmark::State& state, std::size_t bytes, int threads) {
     });
     benchmark::DoNotOptimize(total);
   }
+  const double bytes_read = static_cast<double>(blocks * 512) * static_cast<double>(state.iterations());
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
   state.SetLabel(isa_name(isa));
   state.counters["bytes_per_second"] =
-      benchmark::Counter(static_cast<double>(blocks * 512) *
-                             static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+      benchmark::Counter(bytes_read, benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  // Bytes per CPU second of the process (its threads' CPU times summed): the rate of one thread
+  // while it runs. On a shared machine, where threads are descheduled part of the wall time, this
+  // is the steadier estimate of the unloaded per-core rate (biased low where OpenMP threads spin
+  // at the barrier waiting for a descheduled one).
+  if (cpu_seconds > 0)
+    state.counters["bytes_per_thread_cpu_second"] = benchmark::Counter(
+        bytes_read / cpu_seconds, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
+  if (huge_pages) state.counters["huge_page_fraction"] = huge_fraction;
 }
 
 /// Peak FMA FLOP/s by thread count, once BM_PeakFMA has run in this process (0 before):
@@ -370,10 +421,15 @@ std::array<int, 2> thread_counts() { return {1, std::max(2, cpu_threads())}; }
 
 void register_benchmarks() {
   for (const std::size_t bytes : read_sizes())
-    for (const int threads : thread_counts())
-      register_benchmark(std::string("BM_ReadBandwidth<") + isa_name(selected_isa()) + '>' +
-                             arg("bytes", static_cast<index_t>(bytes)) + arg("threads", threads),
-                         &BM_ReadBandwidth, bytes, threads);
+    for (const bool huge_pages : {false, true}) {
+      // Huge pages matter for the stream from DRAM only.
+      if (huge_pages && bytes < dram_read_bytes()) continue;
+      for (const int threads : thread_counts())
+        register_benchmark(std::string("BM_ReadBandwidth<") + isa_name(selected_isa()) + '>' +
+                               arg("bytes", static_cast<index_t>(bytes)) +
+                               arg("huge_pages", huge_pages) + arg("threads", threads),
+                           &BM_ReadBandwidth, bytes, threads, huge_pages);
+    }
   for (const int threads : thread_counts())
     register_benchmark(std::string("BM_PeakFMA<") + isa_name(selected_isa()) + '>' +
                            arg("threads", threads),
