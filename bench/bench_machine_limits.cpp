@@ -5,6 +5,7 @@
 //                     bytes_per_thread_cpu_second: the same bytes / CPU seconds (load-robust).
 //   BM_PeakFMA        flops: FLOP / s of independent fused multiply-add chains on registers (no
 //                     memory traffic), a multiply-add counted as 2 FLOP; the compute roof.
+//                     flops_per_thread_cpu_second: the same FLOP / CPU seconds (load-robust).
 //   BM_EigenGEMM      flops: FLOP / s (2·m·k·n) of the library's projection kernel
 //                     (detail::linear_kernel, Eigen's GEMM) on a prefill-sized product.
 //
@@ -367,6 +368,7 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   const float a = factor;
   const float b = offset;
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     float total = 0;
     on_threads(threads, [&](int) {
@@ -384,9 +386,11 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   state.SetLabel(isa_name(isa));
   state.counters["flops"] = benchmark::Counter(
       flop_per_iteration * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  if (state.iterations() > 0)
-    measured_peak_flops[threads] = flop_per_iteration * static_cast<double>(state.iterations()) /
-                                   seconds_since(start);
+  const double flop = flop_per_iteration * static_cast<double>(state.iterations());
+  if (state.iterations() > 0) measured_peak_flops[threads] = flop / seconds_since(start);
+  // FLOP per CPU second: one core's peak while it runs (see bytes_per_thread_cpu_second).
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
 }
 
 /// x: [m, k] times Wᵀ, W: [n, k] -> [m, n] through detail::linear_kernel, as a prefill of m tokens
@@ -399,6 +403,7 @@ void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int 
   Tensor<float, 2> out({m, n});  // [m, n]
   detail::linear_kernel(ctx, x.cview(), weight.cview(), out.view());
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
   for (auto _ : state) {
     detail::linear_kernel(ctx, x.cview(), weight.cview(), out.view());
     benchmark::ClobberMemory();
@@ -408,6 +413,10 @@ void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int 
   state.counters["flops"] = benchmark::Counter(cost.flop * static_cast<double>(state.iterations()),
                                                benchmark::Counter::kIsRate);
   // Measured FLOP/s over the FMA peak of the same thread count (run earlier in this process).
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  if (cpu_seconds > 0)
+    state.counters["flops_per_thread_cpu_second"] =
+        cost.flop * static_cast<double>(state.iterations()) / cpu_seconds;
   const auto peak_found = measured_peak_flops.find(threads);
   const double peak = peak_found == measured_peak_flops.end() ? 0 : peak_found->second;
   if (peak > 0 && state.iterations() > 0)
