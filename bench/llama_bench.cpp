@@ -344,12 +344,18 @@ std::string json_number(double value) {
   return text;
 }
 
-void write_json(std::ostream& out, const Options& options, const ModelConfig& config,
-                double parameters, const std::vector<Result>& results, const std::string& load_start,
-                const std::string& load_end) {
+/// Now, in UTC, as 2026-11-22T17:46:44Z.
+std::string utc_now() {
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return date;
+}
+
+/// `date` is when the first test started.
+void write_json(std::ostream& out, const Options& options, const ModelConfig& config,
+                double parameters, const std::vector<Result>& results, const std::string& date,
+                const std::string& load_start, const std::string& load_end) {
   out << "{\n  \"schema\": \"llamablocks-llama-bench/1\",\n"
       << "  \"implementation\": \"llamablocks\",\n"
       << "  \"date\": " << json_string(date) << ",\n"
@@ -406,6 +412,7 @@ int main(int argc, char** argv) {
     randomize(model, 42);
     Runner runner(model, 1234);
 
+    const std::string date = utc_now();
     const std::string load_start = load_average();
     std::vector<Result> results;
     std::printf("| model | params | weights | threads | test | t/s median | t/s min-max | GB/s (weights) | GFLOP/s |\n");
@@ -437,7 +444,7 @@ int main(int argc, char** argv) {
     if (!options.json_path.empty()) {
       std::ofstream out(options.json_path);
       if (!out) throw std::runtime_error("cannot write " + options.json_path);
-      write_json(out, options, config, parameters, results, load_start, load_end);
+      write_json(out, options, config, parameters, results, date, load_start, load_end);
     }
   } catch (const std::exception& failure) {
     std::fprintf(stderr, "llama_bench: %s\n", failure.what());

@@ -5,6 +5,7 @@
 #   llama_bench-<shape>.json llama_bench (pp128, pp512, tg64 at 1 and 2 threads) per shape
 #   llama.cpp-<name>.json    llama.cpp's llama-bench on a GGUF, if LLAMA_BENCH and GGUF are set
 #   uptime.txt               the load before and after each step (the figures depend on it)
+#   commit.txt               the llamablocks commit measured
 #
 # usage: scripts/run-bench.sh OUT_DIR [SHAPE ...]       (default shapes: stories110M tinyllama)
 # environment:
@@ -28,6 +29,7 @@ threads=${THREADS:-1,2}
 mkdir -p "$out"
 
 note_load() { echo "$1: $(uptime)" | tee -a "$out/uptime.txt"; }
+git -C "$root" rev-parse HEAD >"$out/commit.txt" 2>/dev/null || true
 
 if [[ ! -f $build/CMakeCache.txt ]]; then
   nice -n 5 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLLAMABLOCKS_CUDA=OFF \
