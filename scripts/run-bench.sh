@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the issue-5 measurements and leaves every result in one folder:
+#   machine_limits.json      bench_machine_limits (read bandwidth, peak FMA, Eigen GEMM), Google
+#                            Benchmark's JSON
+#   llama_bench-<shape>.json llama_bench (pp128, pp512, tg64 at 1 and 2 threads) per shape
+#   llama.cpp-<name>.json    llama.cpp's llama-bench on a GGUF, if LLAMA_BENCH and GGUF are set
+#   uptime.txt               the load before and after each step (the figures depend on it)
+#   commit.txt               the llamablocks commit measured
+#
+# usage: scripts/run-bench.sh OUT_DIR [SHAPE ...]       (default shapes: stories110M tinyllama)
+# environment:
+#   BUILD_DIR     the build folder (default build-bench), configured Release, CPU only, no tests
+#   JOBS          parallel build jobs (default 1: the machine is shared)
+#   REPETITIONS   timed runs per llama_bench test (default 5)
+#   THREADS       thread counts (default 1,2)
+#   TIED          1: the shapes have a tied output head (as SmolLM2)
+#   LLAMA_BENCH   path of llama.cpp's llama-bench; GGUF: a model of the same shape for it
+#   SKIP_LIMITS   1: do not run bench_machine_limits
+set -euo pipefail
+
+out=${1:?usage: scripts/run-bench.sh OUT_DIR [SHAPE ...]}
+shift
+shapes=("$@")
+[[ ${#shapes[@]} -gt 0 ]] || shapes=(stories110M tinyllama)
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+repetitions=${REPETITIONS:-5}
+threads=${THREADS:-1,2}
+mkdir -p "$out"
+
+note_load() { echo "$1: $(uptime)" | tee -a "$out/uptime.txt"; }
+git -C "$root" rev-parse HEAD >"$out/commit.txt" 2>/dev/null || true
+
+if [[ ! -f $build/CMakeCache.txt ]]; then
+  nice -n 5 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLLAMABLOCKS_CUDA=OFF \
+    -DLLAMABLOCKS_BUILD_TESTS=OFF
+fi
+nice -n 5 cmake --build "$build" --target bench_machine_limits llama_bench -j "${JOBS:-1}"
+
+if [[ ${SKIP_LIMITS:-0} != 1 ]]; then
+  note_load "before bench_machine_limits"
+  "$build/bench/bench_machine_limits" --benchmark_out="$out/machine_limits.json" \
+    --benchmark_out_format=json | tee "$out/machine_limits.txt"
+  note_load "after bench_machine_limits"
+fi
+
+tied=()
+[[ ${TIED:-0} == 1 ]] && tied=(--tied)
+for shape in "${shapes[@]}"; do
+  name=${shape//,/-}
+  note_load "before llama_bench $shape"
+  "$build/bench/llama_bench" --shape "$shape" -p 128,512 -n 64 --threads "$threads" \
+    --repetitions "$repetitions" "${tied[@]}" --json "$out/llama_bench-$name.json" |
+    tee "$out/llama_bench-$name.md"
+  note_load "after llama_bench $shape"
+done
+
+if [[ -n ${LLAMA_BENCH:-} && -n ${GGUF:-} ]]; then
+  name=$(basename "$GGUF" .gguf)
+  note_load "before llama.cpp llama-bench $name"
+  # JSON on stdout, the markdown table on stderr (shown and kept).
+  "$LLAMA_BENCH" -m "$GGUF" -p 128,512 -n 64 -t "$threads" -r "$repetitions" -o json -oe md \
+    >"$out/llama.cpp-$name.json" 2> >(tee "$out/llama.cpp-$name.md" >&2)
+  note_load "after llama.cpp llama-bench $name"
+fi
