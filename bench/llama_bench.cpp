@@ -50,6 +50,7 @@ using llamablocks::bench::Cost;
                "  --threads LIST       thread counts, default 1,2\n"
                "  -r, --repetitions N  timed runs per test, default 5\n"
                "  --tied               the output head shares the embedding table\n"
+               "  --weights TYPE       f32|f16|bf16|q8_0: projections stored so (default f32)\n"
                "  --json FILE          also write the results as JSON\n",
                message.c_str());
   std::exit(2);
@@ -80,6 +81,7 @@ struct Options {
   std::vector<long long> threads = {1, 2};
   long long repetitions = 5;
   bool tied = false;
+  WeightType weights = WeightType::f32;  ///< storage of the projection matrices (--weights)
   std::string json_path;
 };
 
@@ -98,6 +100,13 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads" || flag == "-t") options.threads = parse_list(flag, value(), 1);
     else if (flag == "-r" || flag == "--repetitions") options.repetitions = parse_integer(flag, value(), 1);
     else if (flag == "--tied") options.tied = true;
+    else if (flag == "--weights") {
+      const std::string name = value();
+      bool known = false;
+      for (WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16, WeightType::q8_0})
+        if (name == to_string(type)) options.weights = type, known = true;
+      if (!known) usage("--weights must be f32, f16, bf16 or q8_0, got " + name);
+    }
     else if (flag == "--json") options.json_path = value();
     else usage("unknown flag " + flag);
   }
@@ -173,6 +182,26 @@ Cost forward_cost(const ModelConfig& config, index_t tokens, index_t cached) {
                           norm.activation_bytes + head.activation_bytes;
   cost.kv_bytes = layers * layer.kv_bytes;
   return cost;
+}
+
+/// Bytes of one projection matrix as the model holds it (packed or float32).
+double matrix_bytes(const Parameter<float, 2, cpu>& weight) {
+  if (const auto packed = weight.packed())
+    return static_cast<double>(packed->row_bytes) * static_cast<double>(packed->rows);
+  return static_cast<double>(weight.size()) * sizeof(float);
+}
+
+/// Weight bytes a decode step reads from `model` as it holds them: every projection, the norm
+/// gains, one embedding row and the head.
+double decode_weight_bytes(llama2::LlamaModel<cpu>& model) {
+  const ModelConfig& c = model.config();
+  double bytes = static_cast<double>(c.dim) * sizeof(float) * (1 + 1 + 2 * static_cast<double>(c.n_layers));
+  for (auto& block : model.layers())
+    for (const auto* w : {&block.attention().wq(), &block.attention().wk(), &block.attention().wv(),
+                          &block.attention().wo(), &block.feed_forward().w1(),
+                          &block.feed_forward().w2(), &block.feed_forward().w3()})
+      bytes += matrix_bytes(*w);
+  return bytes + matrix_bytes(model.output().weight());
 }
 
 /// The same fill as examples/llama2/main.cpp's randomize: N(0, 1/sqrt(fan-in)) for projections,
@@ -353,8 +382,10 @@ std::string utc_now() {
 }
 
 /// `date` is when the first test started.
+/// `weight_bytes`: the weights as the model holds them (projections in options.weights).
 void write_json(std::ostream& out, const Options& options, const ModelConfig& config,
-                double parameters, const std::vector<Result>& results, const std::string& date,
+                double parameters, double weight_bytes, const std::vector<Result>& results,
+                const std::string& date,
                 const std::string& load_start, const std::string& load_end) {
   out << "{\n  \"schema\": \"llamablocks-llama-bench/1\",\n"
       << "  \"implementation\": \"llamablocks\",\n"
@@ -373,9 +404,9 @@ void write_json(std::ostream& out, const Options& options, const ModelConfig& co
       << "  \"results\": [";
   for (std::size_t i = 0; i < results.size(); ++i) {
     const Result& r = results[i];
-    const double weight_bytes = parameters * sizeof(float);
     out << (i == 0 ? "\n" : ",\n") << "    {\"test\": " << json_string(r.test)
-        << ", \"weight_type\": \"f32\", \"weight_bytes\": " << json_number(weight_bytes)
+        << ", \"weight_type\": " << json_string(to_string(options.weights))
+        << ", \"weight_bytes\": " << json_number(weight_bytes)
         << ", \"n_prompt\": " << r.n_prompt << ", \"n_gen\": " << r.n_gen << ", \"depth\": " << r.depth
         << ", \"threads\": " << r.threads << ", \"repetitions\": " << r.seconds.size()
         << ",\n     \"samples_s\": [";
@@ -410,6 +441,8 @@ int main(int argc, char** argv) {
                  options.tied ? " (tied head)" : "");
     llama2::LlamaModel<cpu> model(config, 1, options.tied);
     randomize(model, 42);
+    llama2::pack_projections(model, options.weights);
+    const double stream_bytes = decode_weight_bytes(model);
     Runner runner(model, 1234);
 
     const std::string date = utc_now();
@@ -426,13 +459,16 @@ int main(int argc, char** argv) {
       for (const auto& [n_prompt, n_gen] : tests) {
         results.push_back(
             run_test(runner, ctx, config, n_prompt, n_gen, options.depth, options.repetitions));
+        // Decode reads the weights as stored: replace the float32 estimate by the model's bytes.
+        if (results.back().weight_bytes_per_token > 0) results.back().weight_bytes_per_token = stream_bytes;
         const Result& r = results.back();
         const Stats& t = r.tokens_per_second;
         char bandwidth[32] = "";
         if (r.weight_bytes_per_token > 0)
           std::snprintf(bandwidth, sizeof bandwidth, "%.2f", r.weight_bytes_per_token * t.median / 1e9);
-        std::printf("| %s | %.2f M | f32 %.2f GB | %lld | %s | %.2f | %.2f-%.2f | %s | %.1f |\n",
-                    options.shape_name.c_str(), parameters / 1e6, parameters * sizeof(float) / 1e9,
+        std::printf("| %s | %.2f M | %s %.2f GB | %lld | %s | %.2f | %.2f-%.2f | %s | %.1f |\n",
+                    options.shape_name.c_str(), parameters / 1e6, to_string(options.weights),
+                    stream_bytes / 1e9,
                     r.threads, r.test.c_str(), t.median, t.min, t.max, bandwidth,
                     r.flop_per_token * t.median / 1e9);
         std::fflush(stdout);
@@ -444,7 +480,7 @@ int main(int argc, char** argv) {
     if (!options.json_path.empty()) {
       std::ofstream out(options.json_path);
       if (!out) throw std::runtime_error("cannot write " + options.json_path);
-      write_json(out, options, config, parameters, results, date, load_start, load_end);
+      write_json(out, options, config, parameters, stream_bytes, results, date, load_start, load_end);
     }
   } catch (const std::exception& failure) {
     std::fprintf(stderr, "llama_bench: %s\n", failure.what());

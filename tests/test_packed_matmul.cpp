@@ -4,7 +4,8 @@
 //   - binary16 and bfloat16 values from their definition, (-1)^s · 2^(e-bias) · (1 + m/2^k), in
 //     double; float → half/bf16 as the nearest representable value (ties to even) found by search;
 //   - y = x · Wᵀ in double over the dequantized weights; for Q8_0 over GGUF's block arithmetic with
-//     the activations quantized here (d_x = max|x|/127, q = round(x/d_x)).
+//     the activations quantized here as ggml does (q = round(x · 127/max|x|), d_x = max|x|/127
+//     rounded to binary16).
 // Every kernel family the CPU runs is checked (families it lacks are reported as skipped), at
 // shapes with odd column counts, tails shorter than a vector and several tokens.
 // Tolerances: NMSE <= 1e-10 against the double reference (float32 accumulation only, products are
@@ -109,10 +110,12 @@ std::vector<double> reference(WeightType type, const std::vector<std::uint8_t>& 
         for (index_t b = 0; b < cols / 32; ++b) {
           double amax = 0;
           for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(static_cast<double>(xt[32 * b + i])));
-          const float d_x = static_cast<float>(amax) / 127.0f;  // as the kernel stores it
+          // ggml's q8_0 activations: q = round(x · 127 / max|x|), the scale max|x|/127 in binary16.
+          const float inverse = amax > 0 ? 127.0f / static_cast<float>(amax) : 0.0f;
+          const double d_x = half_reference(detail::float_to_half_bits(static_cast<float>(amax) / 127.0f));
           long long integer = 0;
           for (int i = 0; i < 32; ++i) {
-            const long long qx = d_x > 0 ? std::llround(static_cast<double>(xt[32 * b + i] * (1.0f / d_x))) : 0;
+            const long long qx = std::llround(static_cast<double>(xt[32 * b + i] * inverse));
             integer += static_cast<std::int8_t>(row[34 * b + 2 + i]) * qx;
           }
           sum += half_reference(static_cast<std::uint16_t>(row[34 * b] | (row[34 * b + 1] << 8))) * d_x *
@@ -213,8 +216,10 @@ TEST_CASE("packed_matmul: every weight type and kernel family against a double r
   for (WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16, WeightType::q8_0}) {
     const bool blocked = type == WeightType::q8_0;
     const std::vector<Case> cases = blocked
-        ? std::vector<Case>{{1, 32, 1}, {7, 64, 3}, {33, 96, 1}, {17, 160, 9}, {48, 2048, 2}}
-        : std::vector<Case>{{1, 1, 1}, {7, 67, 3}, {33, 131, 1}, {17, 200, 9}, {48, 2048, 2}};
+        ? std::vector<Case>{{1, 32, 1}, {7, 64, 3}, {33, 96, 1}, {17, 160, 9}, {48, 2048, 2},
+                            {130, 96, 20}}
+        : std::vector<Case>{{1, 1, 1}, {7, 67, 3}, {33, 131, 1}, {17, 200, 9}, {48, 2048, 2},
+                            {130, 67, 20}};
     for (const Case& shape : cases) {
       INFO(to_string(type) << " rows " << shape.rows << " cols " << shape.cols << " tokens " << shape.tokens);
       const auto w = test::random_tensor<float, 2>({shape.rows, shape.cols}, 3, 0.05);
@@ -250,6 +255,28 @@ TEST_CASE("packed_matmul: every weight type and kernel family against a double r
         test::require_close("q8_0 vs unquantized", scalar_y.cview().data(), exact.data(), exact.size(), 1e-3);
       }
     }
+  }
+}
+
+TEST_CASE("packed_matmul: a prefill-sized product (GEMM path) equals the tokens one at a time",
+          "[packed]") {
+  const Context<cpu> ctx(2);
+  Workspace<std::uint8_t, cpu> scratch;
+  const index_t rows = 150, cols = 320, tokens = 12;  // rows: two GEMM tiles and a partial one
+  for (WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16, WeightType::q8_0}) {
+    INFO(to_string(type));
+    const auto w = test::random_tensor<float, 2>({rows, cols}, 31, 0.05);
+    const auto x = test::random_tensor<float, 2>({tokens, cols}, 32);
+    const std::vector<float> w_values(w.cview().data(), w.cview().data() + w.size());
+    const auto packed = pack(type, w_values, rows, cols);
+    const PackedMatrixView view{type, packed.data(), rows, cols, weight_row_bytes(type, cols)};
+    Tensor<float, 2> batched({tokens, rows}), one_by_one({tokens, rows});
+    packed_matmul(ctx, view, x.cview(), batched.view(), scratch);
+    for (index_t t = 0; t < tokens; ++t)
+      packed_matmul(ctx, view, TensorView<const float, 2>(x.cview().data() + t * cols, {1, cols}),
+                    TensorView<float, 2>(one_by_one.view().data() + t * rows, {1, rows}), scratch);
+    test::require_close("batched vs one token at a time", batched.cview().data(),
+                        one_by_one.cview().data(), static_cast<std::size_t>(tokens * rows), 1e-12);
   }
 }
 

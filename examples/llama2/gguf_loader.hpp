@@ -180,7 +180,8 @@ inline bool gguf_tied_output(const io::GgufFile& file) {
 /// Fills `model` (built with a config of `file`'s shapes and tie_output == gguf_tied_output(file))
 /// with the weights of `file`. With `keep_packed` (cpu backend), projection matrices stored as
 /// F16, BF16 or Q8_0 stay in the file buffer as they are (Parameter::assign_packed) and are read
-/// by packed_matmul; every other tensor is float32 (borrowed when F32, else dequantized).
+/// by packed_matmul, and so does a tied head whose token_embd is stored so; every other tensor is
+/// float32 (borrowed when F32, else dequantized).
 /// \throws shape_error naming the tensor when a shape differs.
 template <class Backend>
 void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model, bool keep_packed = true) {
@@ -216,11 +217,19 @@ void load_gguf(const io::GgufFile& file, LlamaModel<Backend, float>& model, bool
     load_matrix(block.feed_forward().w2(), p + "ffn_down.weight", c.dim, c.ffn_hidden_dim);
   }
   load(model.final_norm().weight(), "output_norm.weight", Shape<1>{c.dim});
-  // Re-shared because the embedding was just replaced.
-  if (gguf_tied_output(file))
-    model.output().weight().assign(model.token_embedding().weight().share());
-  else
+  // A tied head reads the embedding table: packed as stored when it can be (as llama.cpp does),
+  // else re-shared with the float32 embedding that was just loaded.
+  if (!gguf_tied_output(file)) {
     load_matrix(model.output().weight(), "output.weight", c.vocab_size, c.dim);
+    return;
+  }
+  model.output().weight().assign(model.token_embedding().weight().share());
+  if constexpr (std::is_same_v<Backend, cpu>) {
+    const auto packed = keep_packed ? file.packed_matrix("token_embd.weight", c.vocab_size, c.dim)
+                                    : std::nullopt;
+    if (packed && packed->type != WeightType::f32)
+      model.output().weight().assign_packed(*packed, file.storage());
+  }
 }
 
 /// Builds a model for `file` (batch sequences at a time, max_seq_len capped at `max_seq_len_cap`

@@ -9,13 +9,13 @@
 //   scalar   plain C++, any CPU; also the reference the others are tested against
 // f16 and bf16 weights are widened to float32 in registers and multiplied by float32 activations
 // with FMA, so every product is exact and only the float32 accumulation order differs between
-// families. Q8_0 follows GGUF's own arithmetic: each 32-element block of a row of x is quantized
-// to int8 with a float scale d_x = max|x|/127 (q = round(x/d_x)); a block's dot product is
-// d_w · d_x · Σ q_w q_x with the sum in int32.
+// families. Q8_0 follows ggml's own arithmetic: each 32-element block of a row of x is quantized
+// to int8, q = round(x · 127/max|x|), with the scale d_x = max|x|/127 rounded to binary16 as in
+// GGUF's block_q8_0; a block's dot product is d_w · d_x · Σ q_w q_x with the sum in int32.
 //
-// Threads: the rows of W are split over the context's threads in tiles of `tile_rows`; a tile is
-// run against every token before the next, so in a prefill the tile stays in cache while each
-// token's x streams past it, and in a decode step every weight is read exactly once.
+// Threads: in a decode-sized product the rows of W are split over the context's threads in tiles
+// of packed_matmul_tile_rows and every weight is read exactly once; a prefill-sized product widens
+// tiles of W to float32 and runs Eigen's GEMM on them (see packed_matmul).
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
@@ -110,8 +110,8 @@ namespace detail {
 
 /// One 32-element block of an activation row quantized for Q8_0 weights.
 struct ActivationBlockQ8 {
-  float scale;        // d_x = max|x| / 127
-  std::int8_t q[32];  // round(x / d_x)
+  float scale;        // d_x = max|x| / 127, rounded to binary16 (GGUF's block_q8_0)
+  std::int8_t q[32];  // round(x · 127 / max|x|)
 };
 
 /// Quantizes `cols` floats (a multiple of 32) into cols/32 blocks.
@@ -120,11 +120,11 @@ inline void quantize_activation_q8(const float* x, index_t cols, ActivationBlock
     const float* values = x + 32 * b;
     float amax = 0;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(values[i]));
-    const float scale = amax / 127.0f;
-    const float inverse = scale != 0 ? 1.0f / scale : 0.0f;
-    blocks[b].scale = scale;
+    // As ggml's quantize_row_q8_0: q from the exact 127 / max|x|, the scale kept as binary16.
+    const float inverse = amax != 0 ? 127.0f / amax : 0.0f;
+    blocks[b].scale = half_bits_to_float(float_to_half_bits(amax / 127.0f));
     for (int i = 0; i < 32; ++i)
-      blocks[b].q[i] = static_cast<std::int8_t>(std::lround(values[i] * inverse));
+      blocks[b].q[i] = static_cast<std::int8_t>(std::nearbyint(values[i] * inverse));
   }
 }
 
@@ -198,15 +198,17 @@ LLAMABLOCKS_TARGET_AVX2 inline __m256i block_dot_i32_avx2(__m256i qw, __m256i qx
 LLAMABLOCKS_TARGET_AVX2 inline float dot_avx2(WeightType type, const std::uint8_t* w, const float* x,
                                               const ActivationBlockQ8* xq, index_t cols) {
   if (type == WeightType::q8_0) {
-    __m256 acc = _mm256_setzero_ps();
+    // The block scale d_w is converted by F16C; two accumulators keep two blocks in flight.
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (index_t b = 0; b < cols / 32; ++b) {
       const std::uint8_t* block = w + 34 * b;
       const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
       const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
-      const float scale = half_bits_to_float(load_u16(block)) * xq[b].scale;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)), acc);
+      const float scale = _cvtsh_ss(load_u16(block)) * xq[b].scale;
+      acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(scale),
+                                   _mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)), acc[b & 1]);
     }
-    return horizontal_sum_avx2(acc);
+    return horizontal_sum_avx2(_mm256_add_ps(acc[0], acc[1]));
   }
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   __m256 acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
@@ -266,8 +268,8 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
       const __m512i abs_x = _mm512_abs_epi8(qx);
       const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
       const __m512i sums = _mm512_madd_epi16(_mm512_maddubs_epi16(abs_x, signed_w), _mm512_set1_epi16(1));
-      const __m256 low_scale = _mm256_set1_ps(half_bits_to_float(load_u16(first)) * xq[b].scale);
-      const __m256 high_scale = _mm256_set1_ps(half_bits_to_float(load_u16(second)) * xq[b + 1].scale);
+      const __m256 low_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(first)) * xq[b].scale);
+      const __m256 high_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(second)) * xq[b + 1].scale);
       const __m512 scale = _mm512_insertf32x8(_mm512_castps256_ps512(low_scale), high_scale, 1);
       acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc);
     }
@@ -282,7 +284,7 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
       const __m256 products = _mm256_cvtepi32_ps(sums);
       const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(products), _mm256_extractf128_ps(products, 1));
       const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
-      sum += half_bits_to_float(load_u16(block)) * xq[b].scale *
+      sum += _cvtsh_ss(load_u16(block)) * xq[b].scale *
              _mm_cvtss_f32(_mm_add_ss(quad, _mm_movehdup_ps(quad)));
     }
     return sum;
@@ -322,12 +324,46 @@ inline float packed_dot(CpuIsa isa, WeightType type, const std::uint8_t* w, cons
 
 }  // namespace detail
 
-/// Rows of W per unit of work handed to a thread.
+/// Rows of W per unit of work handed to a thread in a decode-sized product.
 inline constexpr index_t packed_matmul_tile_rows = 16;
+/// Rows of W widened to float32 at a time in a prefill-sized product.
+inline constexpr index_t packed_gemm_tile_rows = 64;
+
+namespace detail {
+
+/// Row `r` of `weight` as float32 values (the Q8_0 block scale times each q).
+inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
+  const std::uint8_t* row = weight.row(r);
+  switch (weight.type) {
+    case WeightType::f32: std::memcpy(out, row, sizeof(float) * static_cast<std::size_t>(weight.cols)); break;
+    case WeightType::f16:
+      for (index_t c = 0; c < weight.cols; ++c) out[c] = half_bits_to_float(load_u16(row + 2 * c));
+      break;
+    case WeightType::bf16:
+      for (index_t c = 0; c < weight.cols; ++c) out[c] = bf16_bits_to_float(load_u16(row + 2 * c));
+      break;
+    case WeightType::q8_0:
+      for (index_t b = 0; b < weight.cols / 32; ++b) {
+        const float d = half_bits_to_float(load_u16(row + 34 * b));
+        for (index_t i = 0; i < 32; ++i)
+          out[32 * b + i] = d * static_cast<float>(static_cast<std::int8_t>(row[34 * b + 2 + i]));
+      }
+      break;
+  }
+}
+
+}  // namespace detail
 
 /// y = x · Wᵀ (see the top of this header).
-/// \param scratch holds the quantized activations for Q8_0 weights; it grows to the largest call
-///                and is reused, so decode steps of one size allocate nothing.
+///
+/// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
+/// Larger ones are arithmetic-bound: each thread widens a tile of packed_gemm_tile_rows rows to
+/// float32 and multiplies it with Eigen's GEMM, so a prefill runs at GEMM speed for every type.
+/// For Q8_0 the GEMM path multiplies the same quantized activations (widened back to float32),
+/// so a prompt gives the same numbers, to float32 rounding, whether it is run in one batch or
+/// token by token.
+/// \param scratch holds the quantized activations and the widened tiles; it grows to the largest
+///                call and is reused, so decode steps of one size allocate nothing.
 /// \param isa     the kernel family; it must be one cpu_supports() (cpu_isa() by default).
 /// \throws shape_error when the shapes disagree; range_error for an isa the CPU lacks.
 inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weight,
@@ -345,23 +381,54 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   detail::require<range_error>(cpu_supports(isa), "packed_matmul: this CPU cannot run the ",
                                to_string(isa), " kernels");
   const index_t cols = weight.cols;
-  const detail::ActivationBlockQ8* quantized = nullptr;
-  if (weight.type == WeightType::q8_0) {
-    const index_t blocks = tokens * (cols / 32);
-    const auto bytes = scratch.get<1>({blocks * static_cast<index_t>(sizeof(detail::ActivationBlockQ8))});
-    auto* blocks_out = reinterpret_cast<detail::ActivationBlockQ8*>(bytes.data());
+  const bool gemm = tokens >= detail::gemv_row_limit;
+  const index_t blocks = weight.type == WeightType::q8_0 ? tokens * (cols / 32) : 0;
+  const index_t quantized_bytes = blocks * static_cast<index_t>(sizeof(detail::ActivationBlockQ8));
+  const index_t widened_x_floats = gemm && blocks > 0 ? tokens * cols : 0;
+  const index_t tile_floats = gemm ? packed_gemm_tile_rows * cols : 0;
+  const index_t threads = ctx.num_threads();
+  // Layout: quantized activation blocks | widened activations | one widened tile per thread.
+  const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
+  const auto bytes = scratch.get<1>(
+      {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats)});
+  auto* quantized = reinterpret_cast<detail::ActivationBlockQ8*>(bytes.data());
+  float* widened_x = reinterpret_cast<float*>(bytes.data() + float_offset);
+  float* tiles = widened_x + widened_x_floats;
+  if (blocks > 0)
     detail::parallel_for(ctx, tokens, [&](long long t) {
-      detail::quantize_activation_q8(x.data() + t * cols, cols, blocks_out + t * (cols / 32));
+      detail::quantize_activation_q8(x.data() + t * cols, cols, quantized + t * (cols / 32));
+      if (!gemm) return;
+      for (index_t b = 0; b < cols / 32; ++b)
+        for (index_t i = 0; i < 32; ++i)
+          widened_x[t * cols + 32 * b + i] =
+              quantized[t * (cols / 32) + b].scale * static_cast<float>(quantized[t * (cols / 32) + b].q[i]);
     });
-    quantized = blocks_out;
+
+  if (gemm) {
+    const float* x_values = blocks > 0 ? widened_x : x.data();
+    const auto x_matrix = detail::strided_matrix(x_values, tokens, cols, cols);
+    const index_t tile_count = (weight.rows + packed_gemm_tile_rows - 1) / packed_gemm_tile_rows;
+    detail::parallel_for(ctx, tile_count, [&](long long tile) {
+      const index_t first = tile * packed_gemm_tile_rows;
+      const index_t count = std::min(weight.rows, first + packed_gemm_tile_rows) - first;
+      float* widened = tiles + detail::thread_index() * tile_floats;
+      for (index_t r = 0; r < count; ++r) detail::widen_row(weight, first + r, widened + r * cols);
+      const auto w_tile = detail::strided_matrix(static_cast<const float*>(widened), count, cols, cols);
+      auto y_block = detail::strided_matrix(y.data() + first, tokens, count, weight.rows);
+      // Inside the parallel region Eigen runs this product on the calling thread alone.
+      y_block.noalias() = x_matrix * w_tile.transpose();
+    });
+    return;
   }
-  const index_t tiles = (weight.rows + packed_matmul_tile_rows - 1) / packed_matmul_tile_rows;
-  detail::parallel_for(ctx, tiles, [&](long long tile) {
+
+  const index_t tile_count = (weight.rows + packed_matmul_tile_rows - 1) / packed_matmul_tile_rows;
+  const detail::ActivationBlockQ8* xq_all = blocks > 0 ? quantized : nullptr;
+  detail::parallel_for(ctx, tile_count, [&](long long tile) {
     const index_t first = tile * packed_matmul_tile_rows;
     const index_t last = std::min(weight.rows, first + packed_matmul_tile_rows);
     for (index_t t = 0; t < tokens; ++t) {
       const float* x_row = x.data() + t * cols;
-      const detail::ActivationBlockQ8* xq = quantized ? quantized + t * (cols / 32) : nullptr;
+      const detail::ActivationBlockQ8* xq = xq_all ? xq_all + t * (cols / 32) : nullptr;
       float* y_row = y.data() + t * weight.rows;
       for (index_t r = first; r < last; ++r)
         y_row[r] = detail::packed_dot(isa, weight.type, weight.row(r), x_row, xq, cols);
