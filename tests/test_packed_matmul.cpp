@@ -280,7 +280,7 @@ TEST_CASE("packed_matmul: a prefill-sized product (GEMM path) equals the tokens 
   }
 }
 
-TEST_CASE("packed_matmul: one thread and two give the same bits; bad shapes are refused", "[packed]") {
+TEST_CASE("packed_matmul: one thread and two give the same bits, and bad shapes are refused", "[packed]") {
   const index_t rows = 37, cols = 256, tokens = 5;
   const auto w = test::random_tensor<float, 2>({rows, cols}, 8, 0.1);
   const auto x = test::random_tensor<float, 2>({tokens, cols}, 9);
@@ -304,7 +304,7 @@ TEST_CASE("packed_matmul: one thread and two give the same bits; bad shapes are 
   CHECK_THROWS_AS(packed_matmul(ctx, short_rows, x.cview(), one.view(), scratch), shape_error);
 }
 
-TEST_CASE("Parameter::assign_packed: Linear reads the packed rows; misuse is refused", "[packed]") {
+TEST_CASE("Parameter::assign_packed: Linear reads the packed rows, and misuse is refused", "[packed]") {
   const index_t in = 64, out = 24, tokens = 3;
   Linear<cpu, float> linear(in, out);
   const auto w = test::random_tensor<float, 2>({out, in}, 21, 0.1);
