@@ -204,32 +204,6 @@ double decode_weight_bytes(llama2::LlamaModel<cpu>& model) {
   return bytes + matrix_bytes(model.output().weight());
 }
 
-/// The same fill as examples/llama2/main.cpp's randomize: N(0, 1/sqrt(fan-in)) for projections,
-/// N(1, 0.1) for norm gains, so activations stay O(1) and no NaN slows the arithmetic down.
-void randomize(llama2::LlamaModel<cpu>& model, std::uint64_t seed) {
-  std::mt19937 generator(static_cast<unsigned>(seed));
-  auto fill = [&](auto& parameter, double stddev, double mean) {
-    std::normal_distribution<float> distribution(static_cast<float>(mean), static_cast<float>(stddev));
-    auto view = parameter.view();
-    for (index_t i = 0; i < view.size(); ++i) view.data()[i] = distribution(generator);
-  };
-  const double scale = 1.0 / std::sqrt(static_cast<double>(model.config().dim));
-  fill(model.token_embedding().weight(), 1.0, 0.0);
-  for (auto& layer : model.layers()) {
-    fill(layer.attention_norm().weight(), 0.1, 1.0);
-    for (auto* w : {&layer.attention().wq(), &layer.attention().wk(), &layer.attention().wv(),
-                    &layer.attention().wo(), &layer.feed_forward().w1(), &layer.feed_forward().w3()})
-      fill(*w, scale, 0.0);
-    fill(layer.feed_forward().w2(),
-         1.0 / std::sqrt(static_cast<double>(model.config().ffn_hidden_dim)), 0.0);
-    fill(layer.ffn_norm().weight(), 0.1, 1.0);
-  }
-  fill(model.final_norm().weight(), 0.1, 1.0);
-  // A tied head is the embedding table, already filled.
-  if (model.output().weight().view().data() != model.token_embedding().weight().view().data())
-    fill(model.output().weight(), scale, 0.0);
-}
-
 struct Stats {
   double median = 0, mean = 0, stddev = 0, min = 0, max = 0;
 };
@@ -440,7 +414,7 @@ int main(int argc, char** argv) {
                  options.shape_name.c_str(), parameters, parameters * sizeof(float) / 1e9,
                  options.tied ? " (tied head)" : "");
     llama2::LlamaModel<cpu> model(config, 1, options.tied);
-    randomize(model, 42);
+    llama2::randomize(model, 42);
     llama2::pack_projections(model, options.weights);
     const double stream_bytes = decode_weight_bytes(model);
     Runner runner(model, 1234);

@@ -3,6 +3,7 @@
 // vocabulary; the three pre-tokenizers on sample strings with splits written out by hand; round
 // trips of arbitrary bytes. Parity with Hugging Face tokenizers on SmolLM2's vocabulary is
 // checked by tests/byte_bpe_parity.py.
+#include "support/shared_files.hpp"
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <llamablocks/text/byte_bpe_tokenizer.hpp>
@@ -12,6 +13,9 @@
 #include <vector>
 
 namespace {
+
+using llamablocks::test::message_of;
+using llamablocks::test::shared_dir;
 
 using Catch::Matchers::Contains;
 using llamablocks::ByteBpeTokenizer;
@@ -92,18 +96,6 @@ Pieces split(std::string_view text, PreTokenizer pre_tokenizer) {
     pieces.emplace_back(piece);
   }
   return pieces;
-}
-
-/// The message of the `Error` that `f` throws; fails the test when it throws nothing.
-template <class Error, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("no exception was thrown");
-  return {};
 }
 
 constexpr std::int32_t byte_id(char c) { return static_cast<unsigned char>(c); }

@@ -5,6 +5,7 @@
 //
 // The shared folder is LLAMABLOCKS_SHARED_DIR: the compile definition if set, else the environment
 // variable. Tests tagged [shared] pass with a warning "skipped: ..." when the file is not there.
+#include "support/shared_files.hpp"
 #include <llamablocks/text/char_tokenizer.hpp>
 
 #include <catch2/catch.hpp>
@@ -23,6 +24,9 @@
 
 namespace {
 
+using llamablocks::test::message_of;
+using llamablocks::test::shared_dir;
+
 using llamablocks::CharTokenizer;
 using llamablocks::config_error;
 using llamablocks::range_error;
@@ -30,28 +34,6 @@ using Catch::Matchers::Contains;
 using Ids = std::vector<std::int32_t>;
 using Symbols = std::vector<std::string>;
 namespace fs = std::filesystem;
-
-/// The message of the `Error` that `f` throws; fails the test when it throws nothing.
-template <class Error, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("no exception was thrown");
-  return {};
-}
-
-/// The shared folder: the compile definition LLAMABLOCKS_SHARED_DIR, else the environment
-/// variable of that name, else "".
-std::string shared_dir() {
-#ifdef LLAMABLOCKS_SHARED_DIR
-  if (std::strlen(LLAMABLOCKS_SHARED_DIR) > 0) return LLAMABLOCKS_SHARED_DIR;
-#endif
-  const char* from_environment = std::getenv("LLAMABLOCKS_SHARED_DIR");
-  return from_environment != nullptr ? from_environment : "";
-}
 
 /// The bytes of data/tinyshakespeare.txt in the shared folder, or "" after a "skipped" warning.
 std::string read_tinyshakespeare() {

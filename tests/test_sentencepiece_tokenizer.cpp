@@ -6,6 +6,7 @@
 //
 // The shared folder is LLAMABLOCKS_SHARED_DIR: the compile definition if set, else the environment
 // variable. Tests tagged [shared] pass with a warning "skipped: ..." when the file is not there.
+#include "support/shared_files.hpp"
 #include "support/temp_dir.hpp"
 #include <llamablocks/io/format_error.hpp>
 #include <llamablocks/text/sentencepiece_tokenizer.hpp>
@@ -29,6 +30,9 @@
 
 namespace {
 
+using llamablocks::test::message_of;
+using llamablocks::test::shared_dir;
+
 using llamablocks::config_error;
 using llamablocks::format_error;
 using llamablocks::range_error;
@@ -38,18 +42,6 @@ using Ids = std::vector<std::int32_t>;
 namespace fs = std::filesystem;
 
 // --- helpers -----------------------------------------------------------------------------------
-
-/// The message of the `Error` that `f` throws; fails the test when it throws nothing.
-template <class Error, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  FAIL("no exception was thrown");
-  return {};
-}
 
 std::string byte_piece(int byte) {
   char text[8];
@@ -194,16 +186,6 @@ std::size_t token_offset(const std::string& bytes, std::int32_t index) {
     offset += 8 + static_cast<std::size_t>(len);
   }
   return offset;
-}
-
-/// The shared folder: the compile definition LLAMABLOCKS_SHARED_DIR, else the environment
-/// variable of that name, else "".
-std::string shared_dir() {
-#ifdef LLAMABLOCKS_SHARED_DIR
-  if (std::strlen(LLAMABLOCKS_SHARED_DIR) > 0) return LLAMABLOCKS_SHARED_DIR;
-#endif
-  const char* from_environment = std::getenv("LLAMABLOCKS_SHARED_DIR");
-  return from_environment != nullptr ? from_environment : "";
 }
 
 /// The path of LLaMA-2's tokenizer.bin in the shared folder, or "" after a "skipped" warning.

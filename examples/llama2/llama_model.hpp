@@ -8,8 +8,10 @@
 
 #include <llamablocks/llamablocks.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -102,6 +104,32 @@ inline void pack_projections(LlamaModel<cpu, float>& model, WeightType type) {
     pack(block.feed_forward().w3());
   }
   pack(model.output().weight());
+}
+
+/// Random weights for speed runs and smoke tests, seeded: N(0, 1/sqrt(fan-in)) for projections,
+/// N(1, 0.1) for norm gains, N(0, 1) for the embedding, so activations stay O(1) and no NaN or
+/// denormal slows the arithmetic down. A tied head is the embedding table, already filled.
+inline void randomize(LlamaModel<cpu, float>& model, std::uint64_t seed) {
+  std::mt19937 generator(static_cast<unsigned>(seed));
+  const auto fill = [&](auto& parameter, double stddev, double mean) {
+    std::normal_distribution<float> distribution(static_cast<float>(mean), static_cast<float>(stddev));
+    auto view = parameter.view();
+    for (index_t i = 0; i < view.size(); ++i) view.data()[i] = distribution(generator);
+  };
+  const double scale = 1.0 / std::sqrt(static_cast<double>(model.config().dim));
+  fill(model.token_embedding().weight(), 1.0, 0.0);
+  for (auto& layer : model.layers()) {
+    fill(layer.attention_norm().weight(), 0.1, 1.0);
+    for (auto* w : {&layer.attention().wq(), &layer.attention().wk(), &layer.attention().wv(),
+                    &layer.attention().wo(), &layer.feed_forward().w1(), &layer.feed_forward().w3()})
+      fill(*w, scale, 0.0);
+    fill(layer.feed_forward().w2(),
+         1.0 / std::sqrt(static_cast<double>(model.config().ffn_hidden_dim)), 0.0);
+    fill(layer.ffn_norm().weight(), 0.1, 1.0);
+  }
+  fill(model.final_norm().weight(), 0.1, 1.0);
+  if (model.output().weight().view().data() != model.token_embedding().weight().view().data())
+    fill(model.output().weight(), scale, 0.0);
 }
 
 /// Puts a float32 weight read from a checkpoint into `parameter`: on the cpu backend the Parameter

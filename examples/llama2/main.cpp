@@ -225,28 +225,6 @@ Options parse(int argc, char** argv) {
   return options;
 }
 
-template <class Model>
-void randomize(Model& model, std::uint64_t seed) {
-  std::mt19937 generator(static_cast<unsigned>(seed));
-  auto fill = [&](auto& parameter, double stddev, double mean) {
-    std::normal_distribution<float> distribution(static_cast<float>(mean), static_cast<float>(stddev));
-    auto view = parameter.view();
-    for (index_t i = 0; i < view.size(); ++i) view.data()[i] = distribution(generator);
-  };
-  const double scale = 1.0 / std::sqrt(static_cast<double>(model.config().dim));
-  fill(model.token_embedding().weight(), 1.0, 0.0);
-  for (auto& layer : model.layers()) {
-    fill(layer.attention_norm().weight(), 0.1, 1.0);
-    for (auto* w : {&layer.attention().wq(), &layer.attention().wk(), &layer.attention().wv(),
-                    &layer.attention().wo(), &layer.feed_forward().w1(), &layer.feed_forward().w3()})
-      fill(*w, scale, 0.0);
-    fill(layer.feed_forward().w2(), 1.0 / std::sqrt(static_cast<double>(model.config().ffn_hidden_dim)), 0.0);
-    fill(layer.ffn_norm().weight(), 0.1, 1.0);
-  }
-  fill(model.final_norm().weight(), 0.1, 1.0);
-  fill(model.output().weight(), scale, 0.0);
-}
-
 /// run.c's safe_printf: a piece of one byte is printed only when printable or white space.
 void print_piece(const std::string& piece) {
   if (piece.empty()) return;
@@ -526,7 +504,7 @@ int main(int argc, char** argv) {
     } else if (options.model_path == "random") {
       model = std::make_unique<llama2::LlamaModel<cpu>>(shape_config(options.shape_name), 1,
                                                         /*tie_output=*/false);
-      randomize(*model, options.seed);
+      llama2::randomize(*model, options.seed);
     } else {
       model = llama2::load_llama2c_model<cpu>(Llama2cCheckpoint::read(options.model_path));
     }

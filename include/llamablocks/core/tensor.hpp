@@ -18,7 +18,9 @@
 #include <memory>
 #include <new>
 #include <ostream>
+#include <string>
 #include <type_traits>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/mman.h>
@@ -51,6 +53,13 @@ struct ShapeText {
 template <std::size_t Rank>
 ShapeText<Rank> format_shape(const std::array<index_t, Rank>& shape) {
   return {shape};
+}
+
+/// "[d0, d1, ...]" of a shape whose rank is known only at run time (a file's tensor header).
+inline std::string format_extents(const std::vector<index_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
 }
 
 /// Row-major strides of a contiguous tensor of the given shape.

@@ -508,7 +508,7 @@ class GgufFile {
     if (info.n_dims < 1 || info.ne[0] != cols || info.ne[1] != rows || info.ne[2] != 1 ||
         info.ne[3] != 1)
       throw shape_error(detail::concat("GGUF '", path_, "': tensor '", name, "' has shape ",
-                                       format_vector(info.shape()), " (", info.type_name,
+                                       detail::format_extents(info.shape()), " (", info.type_name,
                                        "), expected [", rows, ", ", cols, "]"));
     WeightType type;
     switch (static_cast<GgmlType>(info.type)) {
@@ -544,7 +544,7 @@ class GgufFile {
     }
     if (!fits || actual != expected)
       throw shape_error(detail::concat("GGUF '", path_, "': tensor '", name, "' has shape ",
-                                       format_vector(info.shape()), " (", info.type_name,
+                                       detail::format_extents(info.shape()), " (", info.type_name,
                                        "), expected ", detail::format_shape(expected)));
     const unsigned char* data = tensor_data(info);
     const auto type = static_cast<GgmlType>(info.type);
@@ -571,13 +571,6 @@ class GgufFile {
     std::unique_ptr<std::string> context;  // stable address for GgufValue::where()
     GgufValue value;
   };
-
-  static std::string format_vector(const std::vector<index_t>& shape) {
-    std::string text = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i)
-      text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-  }
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw format_error(detail::concat("GGUF '", path_, "': ", problem));

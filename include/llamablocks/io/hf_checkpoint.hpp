@@ -320,15 +320,9 @@ class HfCheckpoint {
       const SafetensorsTensorInfo& info = shard->tensor(spec.name);
       if (info.shape != spec.shape)
         throw format_error(detail::concat("checkpoint '", directory_, "': tensor '", spec.name,
-                                          "' has shape ", shape_text(info.shape),
-                                          ", but config.json implies ", shape_text(spec.shape)));
+                                          "' has shape ", detail::format_extents(info.shape),
+                                          ", but config.json implies ", detail::format_extents(spec.shape)));
     }
-  }
-
-  static std::string shape_text(const std::vector<index_t>& shape) {
-    std::string text = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
   }
 
   void add_shard(const std::string& name) {

@@ -139,7 +139,7 @@ class SafetensorsFile {
         std::equal(info.shape.begin(), info.shape.end(), expected.begin());
     if (!same_shape)
       throw shape_error(detail::concat("safetensors '", path_, "': tensor '", name, "' has shape ",
-                                       format_vector(info.shape), " (", info.dtype,
+                                       detail::format_extents(info.shape), " (", info.dtype,
                                        "), expected ", detail::format_shape(expected)));
     if (info.dtype != "F32" && info.dtype != "F16" && info.dtype != "BF16")
       fail(detail::concat("tensor '", name, "' has dtype ", info.dtype,
@@ -175,13 +175,6 @@ class SafetensorsFile {
 
  private:
   SafetensorsFile() = default;
-
-  static std::string format_vector(const std::vector<index_t>& shape) {
-    std::string text = "[";
-    for (std::size_t i = 0; i < shape.size(); ++i)
-      text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-  }
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw format_error(detail::concat("safetensors '", path_, "': ", problem));
@@ -295,7 +288,7 @@ class SafetensorsFile {
     if (count > std::numeric_limits<std::uint64_t>::max() / info.element_bytes ||
         count * info.element_bytes != info.end - info.begin)
       fail(detail::concat(where, " holds ", info.end - info.begin, " bytes, but shape ",
-                          format_vector(info.shape), " of ", info.dtype, " needs ",
+                          detail::format_extents(info.shape), " of ", info.dtype, " needs ",
                           count, " x ", info.element_bytes));
     return info;
   }

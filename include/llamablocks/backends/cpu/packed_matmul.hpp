@@ -278,14 +278,8 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
       const std::uint8_t* block = w + 34 * b;
       const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
       const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
-      const __m256i abs_x = _mm256_sign_epi8(qx, qx);
-      const __m256i signed_w = _mm256_sign_epi8(qw, qx);
-      const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(abs_x, signed_w), _mm256_set1_epi16(1));
-      const __m256 products = _mm256_cvtepi32_ps(sums);
-      const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(products), _mm256_extractf128_ps(products, 1));
-      const __m128 quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
       sum += _cvtsh_ss(load_u16(block)) * xq[b].scale *
-             _mm_cvtss_f32(_mm_add_ss(quad, _mm_movehdup_ps(quad)));
+             horizontal_sum_avx2(_mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)));
     }
     return sum;
   }
