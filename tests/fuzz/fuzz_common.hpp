@@ -20,6 +20,30 @@ namespace llamablocks::fuzz {
   std::abort();
 }
 
+/// `bytes` with every byte outside printable ASCII written as \xNN, for messages.
+inline std::string escaped(const std::string& bytes) {
+  std::string out;
+  const char* digits = "0123456789abcdef";
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7F && byte != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += digits[byte >> 4];
+      out += digits[byte & 15];
+    }
+  }
+  return out;
+}
+
+/// Aborts unless decode(encode(text)) gave `text` back, naming both.
+inline void require_round_trip(const char* what, const std::string& text, const std::string& decoded) {
+  if (decoded != text)
+    broken_promise(std::string(what) + ": decode(encode(text)) != text\n  text:    \"" +
+                   escaped(text) + "\"\n  decoded: \"" + escaped(decoded) + "\"");
+}
+
 /// The path of this process's input file, rewritten with `data` on each call.
 inline const std::string& write_input(const std::uint8_t* data, std::size_t size) {
   static const std::string path = [] {

@@ -231,7 +231,9 @@ class SentencePieceTokenizer {
   /// \param eos_id  the end-of-sequence token (2 in LLaMA-2).
   /// \param unk_id  the unknown token (0 in LLaMA-2), emitted for a byte without a byte token.
   /// \throws config_error naming the argument when the sizes differ, the vocabulary is empty or
-  ///         larger than INT32_MAX, a score is not finite, or an id is out of range.
+  ///         larger than INT32_MAX, a score is not finite, an id is out of range, a byte token
+  ///         appears twice, or BOS or EOS is a byte token (it would decode to nothing). A
+  ///         vocabulary without some byte tokens is accepted: those bytes encode as unk_id.
   SentencePieceTokenizer(std::vector<std::string> pieces, std::vector<float> scores,
                          std::int32_t bos_id, std::int32_t eos_id, std::int32_t unk_id = 0)
       : bos_id_(bos_id), eos_id_(eos_id), unk_id_(unk_id) {
@@ -265,9 +267,17 @@ class SentencePieceTokenizer {
     for (std::size_t id = 0; id < pieces_.size(); ++id) {
       const int byte = detail::byte_piece_value(pieces_[id]);
       if (byte < 0) continue;
-      byte_values_[id] = static_cast<std::int16_t>(byte);
+      const auto token = static_cast<std::int32_t>(id);
+      // BOS and EOS decode to nothing, so they cannot stand for a byte: encode() would lose it.
+      detail::require<config_error>(token != bos_id_ && token != eos_id_,
+                                    "SentencePieceTokenizer: byte token '", pieces_[id], "' (id ",
+                                    id, ") is also the ", token == bos_id_ ? "bos_id" : "eos_id");
       auto& byte_id = byte_ids_[static_cast<std::size_t>(byte)];
-      if (byte_id < 0) byte_id = static_cast<std::int32_t>(id);
+      detail::require<config_error>(byte_id < 0, "SentencePieceTokenizer: byte token '",
+                                    pieces_[id], "' appears twice, as id ", byte_id, " and id ",
+                                    id);
+      byte_values_[id] = static_cast<std::int16_t>(byte);
+      byte_id = token;
     }
     normal_pieces_ = detail::PieceIndex(pieces_, [this](std::size_t id) {
       const auto token = static_cast<std::int32_t>(id);
