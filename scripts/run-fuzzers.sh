@@ -45,6 +45,7 @@ cp "$root"/tests/data/gguf/*.gguf "$seeds/fuzz_gguf_vocab/"
 
 summary=()
 found=0
+failed_targets=0
 for target in "${targets[@]}"; do
   corpus="$build/corpus/$target"
   artifacts="$build/artifacts/$target"
@@ -52,6 +53,8 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   dict=()
   case $target in fuzz_gguf*) dict=(-dict="$root/tests/fuzz/gguf.dict") ;; esac
+  stamp="$build/logs/$target.started"
+  touch "$stamp"
   echo "== $target: ${seconds} s (log: $log)"
   set +e
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
@@ -62,7 +65,8 @@ for target in "${targets[@]}"; do
   status=$?
   set -e
   stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
-  count() { find "$artifacts" -maxdepth 1 -name "$1-*" | wc -l; }
+  # Only this run's findings: earlier ones stay in the folder for replaying.
+  count() { find "$artifacts" -maxdepth 1 -name "$1-*" -newer "$stamp" | wc -l; }
   executions=$(stat number_of_executed_units)
   per_second=$(stat average_exec_per_sec)
   peak=$(stat peak_rss_mb)
@@ -70,8 +74,10 @@ for target in "${targets[@]}"; do
   leaks=$(count leak)
   timeouts=$(count timeout)
   ooms=$(count oom)
-  [ "$status" -eq 0 ] || found=1
-  [ $((crashes + leaks + timeouts + ooms)) -eq 0 ] || found=1
+  if [ "$status" -ne 0 ] || [ $((crashes + leaks + timeouts + ooms)) -ne 0 ]; then
+    found=1
+    failed_targets=$((failed_targets + 1))
+  fi
   summary+=("$(printf '%-26s %12s %8s %7s %5s %8s %4s %8s  exit %s' "$target" "${executions:-?}" \
     "${per_second:-?}" "$crashes" "$leaks" "$timeouts" "$ooms" "${peak:-?}" "$status")")
 done
@@ -80,6 +86,7 @@ echo
 printf '%-26s %12s %8s %7s %5s %8s %4s %8s\n' target executions exec/s crashes leaks timeouts oom \
   "peak MB"
 printf '%s\n' "${summary[@]}"
+echo "fuzz: $(( ${#targets[@]} - failed_targets )) passed, $failed_targets failed"
 if [ "$found" -ne 0 ]; then
   echo "run-fuzzers: findings; inputs in $build/artifacts, logs in $build/logs" >&2
   tail -n 40 "$build"/logs/*.log >&2 || true

@@ -271,3 +271,30 @@ TEST_CASE("Byte-level BPE vocabularies whose tokens could not round-trip are ref
     }
   }
 }
+
+TEST_CASE("A vocabulary refused by a tokenizer is a format_error naming the file",
+          "[hostile][tokenizer]") {
+  TempDir dir("llamablocks_hostile_");
+  SECTION("tokenizer.bin with a byte token twice") {
+    const std::string path = dir.file("tokenizer.bin");
+    std::string bytes = fuzz::llama2c_tokenizer();
+    // Token 3 is "<0x00>"; rename token 4 ("<0x01>", same length) to it.
+    const std::size_t at = bytes.find("<0x01>");
+    REQUIRE(at != std::string::npos);
+    bytes.replace(at, 6, "<0x00>");
+    write_file(path, bytes);
+    require_refused<format_error>([&] { SentencePieceTokenizer::from_llama2c_file(path, 0); }, path,
+                                  {"byte token '<0x00>' appears twice, as id 3 and id 4"});
+  }
+  SECTION("GGUF gpt2 vocabulary whose merge result is a control token (fuzz_gguf_vocab)") {
+    const std::string path = dir.file("vocab.gguf");
+    std::string bytes = fuzz::gguf_model("gpt2");
+    // token_type is an int32 array, one per token: set the type of token 266 ("Ã©") to 3.
+    const std::size_t types = value_offset(bytes, "tokenizer.ggml.token_type") + 4 + 8;
+    bytes[types + 4 * 266] = 3;
+    write_file(path, bytes);
+    const auto file = io::GgufFile::open(path);
+    require_refused<format_error>([&] { llama2::load_gguf_tokenizer(file); }, path,
+                                  {"tokenizer: ByteBpeTokenizer: merges[10] = 'Ã ©'"});
+  }
+}

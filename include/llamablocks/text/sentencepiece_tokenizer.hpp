@@ -295,7 +295,8 @@ class SentencePieceTokenizer {
   /// \throws format_error naming the file, the token index, the field and its value when the file
   ///         cannot be read, is truncated, has bytes after the last token, or holds a field out of
   ///         range (max_token_length <= 0, len < 0 or > max_token_length, a score not finite,
-  ///         fewer than 3 tokens).
+  ///         fewer than 3 tokens), or a vocabulary the constructor refuses (its message follows the
+  ///         file's name).
   /// \throws config_error when vocab_size < 0.
   static SentencePieceTokenizer from_llama2c_file(const std::string& path,
                                                   std::int32_t vocab_size) {
@@ -362,7 +363,12 @@ class SentencePieceTokenizer {
                                   vocab_size, " tokens");
     detail::require<format_error>(pieces.size() >= 3, where, "the file holds ", pieces.size(),
                                   " tokens, fewer than the 3 of <unk> (0), BOS (1) and EOS (2)");
-    return SentencePieceTokenizer(std::move(pieces), std::move(scores), 1, 2, 0);
+    try {
+      return SentencePieceTokenizer(std::move(pieces), std::move(scores), 1, 2, 0);
+    } catch (const config_error& e) {
+      // A vocabulary the constructor refuses (e.g. a byte token twice) is a fault of the file.
+      throw format_error(where + e.what());
+    }
   }
 
   /// The token ids of `text`: BOS if `add_bos`, the BPE encoding of `text` (nothing for ""), EOS if
