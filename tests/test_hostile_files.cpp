@@ -195,7 +195,17 @@ TEST_CASE("SentencePiece vocabularies whose byte tokens could not round-trip are
           "[hostile][tokenizer]") {
   auto [pieces, scores] = fuzz::sentencepiece_vocabulary();
   SECTION("BOS or EOS is a byte token: encode would emit a token that decodes to nothing") {
-    // Found in review, for the round-trip property fuzz_gguf_vocab checks: 'A' encoded as BOS.
+    // fuzz_tokenizer_bin, crash-8417122d: a tokenizer.bin whose token 1 (BOS) is "<0x00>", so the
+    // byte 0 was encoded as BOS and decoded to nothing. Such a vocabulary is now refused.
+    TempDir dir("llamablocks_hostile_");
+    const std::string path = dir.file("tokenizer.bin");
+    auto with_bos_byte = pieces;
+    with_bos_byte[1] = "<0x00>";
+    with_bos_byte[3] = "<0x41>";  // the old "<0x00>"
+    with_bos_byte[3 + 0x41] = "A";
+    write_file(path, fuzz::llama2c_tokenizer(with_bos_byte, scores));
+    require_refused<format_error>([&] { SentencePieceTokenizer::from_llama2c_file(path, 0); }, path,
+                                  {"byte token '<0x00>' (id 1) is also the bos_id"});
     auto bad = pieces;
     bad[1] = "<0x41>";
     require_refused<config_error>([&] { SentencePieceTokenizer(bad, scores, 1, 2, 0); }, "",

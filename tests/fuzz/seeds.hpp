@@ -81,10 +81,10 @@ inline std::pair<std::vector<std::string>, std::vector<float>> sentencepiece_voc
   return {pieces, scores};
 }
 
-/// llama2.c tokenizer.bin of sentencepiece_vocabulary(): int32 max_token_length, then per token
+/// llama2.c tokenizer.bin of `pieces` (default: sentencepiece_vocabulary()): int32 max_token_length, then per token
 /// float32 score, int32 len, len bytes.
-inline std::string llama2c_tokenizer() {
-  const auto [pieces, scores] = sentencepiece_vocabulary();
+inline std::string llama2c_tokenizer(const std::vector<std::string>& pieces,
+                                     const std::vector<float>& scores) {
   std::size_t longest = 0;
   for (const std::string& piece : pieces) longest = std::max(longest, piece.size());
   ByteWriter w;
@@ -95,6 +95,11 @@ inline std::string llama2c_tokenizer() {
     w.bytes += pieces[id];
   }
   return w.bytes;
+}
+
+inline std::string llama2c_tokenizer() {
+  const auto [pieces, scores] = sentencepiece_vocabulary();
+  return llama2c_tokenizer(pieces, scores);
 }
 
 /// GPT-2's byte-to-unicode spelling of `byte` (printable bytes stand for themselves, the others
