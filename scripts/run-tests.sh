@@ -2,6 +2,7 @@
 # Builds everything with warnings as errors and runs the whole CTest suite, then builds the tests
 # again with AddressSanitizer + UndefinedBehaviorSanitizer and runs them there too. The cuda
 # backend is compiled when nvcc is present; its tests skip (exit 77) on a machine without a GPU.
+# Last, a smoke run of the libFuzzer targets (about 30 s in all) keeps them building and running.
 #   LLAMABLOCKS_SHARED_DIR  folder with data/ and models/ (default: ../shared beside the checkout)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,3 +24,8 @@ cmake --build "$root/build/sanitize" -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build/sanitize" --output-on-failure -j "$jobs" \
         -E "headers_self_contained|consumer_find_package"
+
+echo "== fuzz smoke: each libFuzzer target for a few seconds (scripts/run-fuzzers.sh)"
+fuzz_targets=("$root"/tests/fuzz/fuzz_*.cpp)
+LLAMABLOCKS_FUZZ_BUILD_DIR="$root/build/fuzz" JOBS="$jobs" \
+  "$root/scripts/run-fuzzers.sh" $(( 30 / ${#fuzz_targets[@]} ))

@@ -56,13 +56,14 @@ TEST_CASE("GGUF pre-tokenizer names map to PreTokenizer, others are refused by n
 
 TEST_CASE("the fixture's gpt2 vocabulary is read by the factory and its bad merge is refused") {
   // fixture.gguf: tokens <unk> <s> </s> a b ab Ġa, merges "a b" and "Ġ a"; "Ġ" is not a token, so
-  // the second merge is invalid and the byte-BPE constructor must name it.
+  // the second merge is invalid and the byte-BPE constructor must name it, after the file's name.
   const io::GgufFile file = io::GgufFile::open(fixture);
   REQUIRE(file.get<std::string>("tokenizer.ggml.model") == "gpt2");
   REQUIRE(file.get<std::string>("tokenizer.ggml.pre") == "smollm");
-  CHECK_THROWS_AS(llama2::load_gguf_tokenizer(file), config_error);
+  CHECK_THROWS_AS(llama2::load_gguf_tokenizer(file), format_error);
   CHECK_THROWS_WITH(llama2::load_gguf_tokenizer(file),
-                    Catch::Contains("merges[1] = 'Ġ a'") && Catch::Contains("'Ġ' is not a token"));
+                    Catch::Contains("GGUF '" + fixture + "': tokenizer: ByteBpeTokenizer: merges[1] = 'Ġ a'") &&
+                        Catch::Contains("'Ġ' is not a token"));
 }
 
 TEST_CASE("the fixture is not a complete model: loading names the first missing tensor") {

@@ -122,10 +122,10 @@ inline std::pair<PreTokenizer, bool> gguf_pre_tokenizer(const std::string& pre,
                      "' is not supported (supported: gpt2, default, llama-bpe, smollm)");
 }
 
-/// The tokenizer of a GGUF file (see the top of this header).
-/// \throws format_error for a missing key or an unsupported tokenizer.ggml.model / .pre;
-///         config_error when the vocabulary is inconsistent (e.g. a merge naming no token).
-inline std::unique_ptr<GgufTokenizer> load_gguf_tokenizer(const io::GgufFile& file) {
+namespace internal {
+
+/// load_gguf_tokenizer() less the file name on the tokenizers' own errors.
+inline std::unique_ptr<GgufTokenizer> build_gguf_tokenizer(const io::GgufFile& file) {
   const std::string where = "GGUF '" + file.path() + "'";
   const std::string model = file.get<std::string>("tokenizer.ggml.model");
   auto tokens = file.get_array<std::string>("tokenizer.ggml.tokens");
@@ -139,28 +139,42 @@ inline std::unique_ptr<GgufTokenizer> load_gguf_tokenizer(const io::GgufFile& fi
       for (std::size_t id = 0; id < types.size() && id < tokens.size(); ++id)
         if (types[id] == 3 && !tokens[id].empty()) special_ids.push_back(static_cast<std::int32_t>(id));
     }
-    const std::int32_t bos = internal::gguf_token_id(file, "tokenizer.ggml.bos_token_id", 0);
-    const std::int32_t eos = internal::gguf_token_id(file, "tokenizer.ggml.eos_token_id", 0);
-    const std::int32_t unk = internal::gguf_token_id(file, "tokenizer.ggml.unknown_token_id",
+    const std::int32_t bos = gguf_token_id(file, "tokenizer.ggml.bos_token_id", 0);
+    const std::int32_t eos = gguf_token_id(file, "tokenizer.ggml.eos_token_id", 0);
+    const std::int32_t unk = gguf_token_id(file, "tokenizer.ggml.unknown_token_id",
                                                      ByteBpeTokenizer::no_unk_id);
     const bool add_bos = file.get_optional<bool>("tokenizer.ggml.add_bos_token").value_or(false);
     ByteBpeTokenizer tokenizer(std::move(tokens), merges, bos, eos, pre_tokenizer, special_ids, unk,
                                ignore_merges);
-    return std::make_unique<internal::GgufTokenizerOf<ByteBpeTokenizer>>(std::move(tokenizer),
+    return std::make_unique<GgufTokenizerOf<ByteBpeTokenizer>>(std::move(tokenizer),
                                                                           add_bos, model);
   }
   if (model == "llama") {
     auto scores = file.get_array<float>("tokenizer.ggml.scores");
-    const std::int32_t bos = internal::gguf_token_id(file, "tokenizer.ggml.bos_token_id", 1);
-    const std::int32_t eos = internal::gguf_token_id(file, "tokenizer.ggml.eos_token_id", 2);
-    const std::int32_t unk = internal::gguf_token_id(file, "tokenizer.ggml.unknown_token_id", 0);
+    const std::int32_t bos = gguf_token_id(file, "tokenizer.ggml.bos_token_id", 1);
+    const std::int32_t eos = gguf_token_id(file, "tokenizer.ggml.eos_token_id", 2);
+    const std::int32_t unk = gguf_token_id(file, "tokenizer.ggml.unknown_token_id", 0);
     const bool add_bos = file.get_optional<bool>("tokenizer.ggml.add_bos_token").value_or(true);
     SentencePieceTokenizer tokenizer(std::move(tokens), std::move(scores), bos, eos, unk);
-    return std::make_unique<internal::GgufTokenizerOf<SentencePieceTokenizer>>(
+    return std::make_unique<GgufTokenizerOf<SentencePieceTokenizer>>(
         std::move(tokenizer), add_bos, model);
   }
   throw format_error(where + ": tokenizer.ggml.model '" + model +
                      "' is not supported (supported: gpt2, llama)");
+}
+
+}  // namespace internal
+
+/// The tokenizer of a GGUF file (see the top of this header).
+/// \throws format_error naming the file for a missing key, an unsupported tokenizer.ggml.model /
+///         .pre, or a vocabulary the tokenizer refuses (e.g. a merge naming no token; the
+///         tokenizer's config_error message follows the file's name).
+inline std::unique_ptr<GgufTokenizer> load_gguf_tokenizer(const io::GgufFile& file) {
+  try {
+    return internal::build_gguf_tokenizer(file);
+  } catch (const config_error& e) {
+    throw format_error("GGUF '" + file.path() + "': tokenizer: " + e.what());
+  }
 }
 
 /// The ModelConfig of a GGUF llama model with max_seq_len capped at `max_seq_len_cap` (when > 0),

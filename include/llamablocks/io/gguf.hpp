@@ -779,6 +779,69 @@ inline RopeScaling gguf_llama3_scaling(const io::GgufFile& file, const io::GgufT
   return scaling;
 }
 
+/// Refuses a ModelConfig that contradicts the shapes of the llama.cpp tensors present in `file`
+/// (a missing tensor is the loader's business): token_embd / output [vocab_size, dim],
+/// output_norm [dim], blk.0.attn_q [n_heads * head_dim, dim], blk.0.attn_k / attn_v
+/// [n_kv_heads * head_dim, dim], blk.0.ffn_gate / ffn_up [ffn_hidden_dim, dim], and
+/// blk.<n_layers - 1>.attn_norm present when blk.0.attn_norm is, blk.<n_layers>.attn_norm absent.
+/// Shapes are [outer, inner], i.e. ne = {inner, outer}. Runs before anything is allocated for
+/// the config, so a header claiming a huge model is refused by its small tensors.
+inline void gguf_check_llama_tensors(const io::GgufFile& file, const ModelConfig& config) {
+  const auto refuse = [&](const std::string& problem) {
+    throw format_error(concat("GGUF '", file.path(), "': ", problem));
+  };
+  // rows * head_dim without overflow: both are positive after ModelConfig::validate().
+  const auto heads_width = [&](std::int64_t heads, const char* field) {
+    if (config.head_dim > INT64_MAX / heads)
+      refuse(concat(field, " ", heads, " * head_dim ", config.head_dim, " overflows int64"));
+    return heads * config.head_dim;
+  };
+  const std::int64_t q_rows = heads_width(config.n_heads, "n_heads");
+  const std::int64_t kv_rows = heads_width(config.n_kv_heads, "n_kv_heads");
+  struct Expected {
+    const char* name;
+    std::int64_t rows;  // 0: a vector of `cols`
+    const char* rows_text;
+    std::int64_t cols;
+  };
+  const Expected expected[] = {
+      {"token_embd.weight", config.vocab_size, "vocab_size", config.dim},
+      {"output.weight", config.vocab_size, "vocab_size", config.dim},
+      {"output_norm.weight", 0, "", config.dim},
+      {"blk.0.attn_norm.weight", 0, "", config.dim},
+      {"blk.0.attn_q.weight", q_rows, "n_heads * head_dim", config.dim},
+      {"blk.0.attn_k.weight", kv_rows, "n_kv_heads * head_dim", config.dim},
+      {"blk.0.attn_v.weight", kv_rows, "n_kv_heads * head_dim", config.dim},
+      {"blk.0.ffn_gate.weight", config.ffn_hidden_dim, "ffn_hidden_dim", config.dim},
+      {"blk.0.ffn_up.weight", config.ffn_hidden_dim, "ffn_hidden_dim", config.dim},
+  };
+  for (const Expected& e : expected) {
+    const io::GgufTensorInfo* info = file.find_tensor(e.name);
+    if (!info) continue;
+    const bool matches = e.rows == 0
+                             ? info->n_dims == 1 && info->ne[0] == e.cols
+                             : info->n_dims == 2 && info->ne[0] == e.cols && info->ne[1] == e.rows;
+    if (!matches) {
+      std::string shape = "[";
+      for (std::uint32_t d = info->n_dims; d-- > 0;)
+        shape += concat(info->ne[d], d ? ", " : "]");
+      refuse(e.rows == 0 ? concat("tensor '", e.name, "' has shape ", shape,
+                                  ", the metadata gives [dim = ", config.dim, "]")
+                         : concat("tensor '", e.name, "' has shape ", shape,
+                                  ", the metadata gives [", e.rows_text, " = ", e.rows,
+                                  ", dim = ", config.dim, "]"));
+    }
+  }
+  if (file.find_tensor("blk.0.attn_norm.weight")) {
+    const std::string last = concat("blk.", config.n_layers - 1, ".attn_norm.weight");
+    if (!file.find_tensor(last))
+      refuse(concat("block_count = ", config.n_layers, " but there is no tensor '", last, "'"));
+    const std::string extra = concat("blk.", config.n_layers, ".attn_norm.weight");
+    if (file.find_tensor(extra))
+      refuse(concat("block_count = ", config.n_layers, " but there is a tensor '", extra, "'"));
+  }
+}
+
 }  // namespace llamablocks::detail
 
 namespace llamablocks::io {
@@ -798,7 +861,9 @@ namespace llamablocks::io {
 /// "yarn", "longrope" and others are refused by name.
 /// rope_layout is interleaved: llama.cpp's converter permutes Hugging Face q/k rows back to
 /// Meta's pairing (LlamaModel.permute), and llama.cpp rotates adjacent pairs for "llama".
-/// The result is validated (config_error); malformed or missing keys throw format_error.
+/// The result is validated (config_error); malformed or missing keys throw format_error, and so do
+/// head_count not dividing embedding_length (without key_length or rope.dimension_count) and a
+/// config that contradicts the shapes of the llama tensors present (detail::gguf_check_llama_tensors).
 inline ModelConfig config_from_gguf(const GgufFile& file) {
   const std::string arch = file.get<std::string>("general.architecture");
   if (arch != "llama")
@@ -818,12 +883,18 @@ inline ModelConfig config_from_gguf(const GgufFile& file) {
 
   const auto rope_dims = file.get_optional_integer(p + "rope.dimension_count");
   const auto key_length = file.get_optional_integer(p + "attention.key_length");
-  if (key_length)
+  if (key_length) {
     config.head_dim = *key_length;
-  else if (rope_dims)
+  } else if (rope_dims) {
     config.head_dim = *rope_dims;
-  else
+  } else {
+    if (config.n_heads > 0 && config.dim % config.n_heads != 0)
+      throw format_error(detail::concat(
+          "GGUF '", file.path(), "': ", p, "attention.head_count = ", config.n_heads,
+          " does not divide ", p, "embedding_length = ", config.dim, ", and neither ", p,
+          "attention.key_length nor ", p, "rope.dimension_count gives head_dim"));
     config.head_dim = config.n_heads > 0 ? config.dim / config.n_heads : 0;
+  }
   if (rope_dims && *rope_dims != config.head_dim)
     throw format_error(detail::concat("GGUF '", file.path(), "': ", p, "rope.dimension_count = ",
                                       *rope_dims, " differs from head_dim ", config.head_dim,
@@ -859,6 +930,7 @@ inline ModelConfig config_from_gguf(const GgufFile& file) {
   }
   config.rope_layout = RopeLayout::interleaved;
   config.validate();
+  detail::gguf_check_llama_tensors(file, config);
   return config;
 }
 

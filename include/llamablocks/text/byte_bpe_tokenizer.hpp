@@ -302,8 +302,9 @@ class ByteBpeTokenizer {
   /// \param ignore_merges  a piece that is a token gives that token without merging (Hugging Face
   ///                       BPE's ignore_merges, true for LLaMA-3).
   /// \throws config_error naming the argument and its value when the vocabulary is empty or larger
-  ///         than INT32_MAX, a merge is malformed or names a token that is not in the vocabulary,
-  ///         or an id is out of range.
+  ///         than INT32_MAX, a merge is malformed, names a token that is not in the vocabulary, or
+  ///         gives a token that does not decode to the bytes of its two parts, or an id is out of
+  ///         range. A byte without a one-byte token that decodes to it encodes as unk_id.
   ByteBpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
                    std::int32_t bos_id, std::int32_t eos_id, PreTokenizer pre_tokenizer,
                    const std::vector<std::int32_t>& special_ids = {},
@@ -330,42 +331,6 @@ class ByteBpeTokenizer {
     for (std::size_t id = 0; id < tokens.size(); ++id) {
       ids_.emplace(tokens[id], static_cast<std::int32_t>(id));  // the first of duplicates wins
     }
-    const auto& alphabet = detail::ByteAlphabet::instance();
-    for (std::size_t byte = 0; byte < 256; ++byte) {
-      std::string spelled;
-      detail::append_utf8(alphabet.code_point_of_byte[byte], spelled);
-      const auto found = ids_.find(spelled);
-      byte_ids_[byte] = found != ids_.end() ? found->second : unk_id_;
-    }
-
-    merges_.reserve(merges.size());
-    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
-      const std::string& merge = merges[rank];
-      const std::size_t space = merge.find(' ');
-      detail::require<config_error>(
-          space != std::string::npos && space > 0 && space + 1 < merge.size() &&
-              merge.find(' ', space + 1) == std::string::npos,
-          "ByteBpeTokenizer: merges[", rank, "] must be two tokens separated by one space, got '",
-          merge, "'");
-      const std::string left = merge.substr(0, space);
-      const std::string right = merge.substr(space + 1);
-      const auto token_id = [&](const std::string& text, const char* what) {
-        const auto found = ids_.find(text);
-        detail::require<config_error>(found != ids_.end(), "ByteBpeTokenizer: merges[", rank,
-                                      "] = '", merge, "': its ", what, " '", text,
-                                      "' is not a token");
-        return found->second;
-      };
-      const std::int32_t left_id = token_id(left, "left part");
-      const std::int32_t right_id = token_id(right, "right part");
-      const std::int32_t merged_id = token_id(left + right, "concatenation");
-      merges_.emplace(
-          pair_key(left_id, right_id),
-          Merge{static_cast<std::int32_t>(std::min<std::size_t>(
-                    rank, static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))),
-                merged_id});
-    }
-
     special_.assign(tokens.size(), false);
     for (std::size_t i = 0; i < special_ids.size(); ++i) {
       const std::int32_t id = special_ids[i];
@@ -389,6 +354,56 @@ class ByteBpeTokenizer {
                token_bytes_[static_cast<std::size_t>(b)].size();
       });
     }
+    // A byte's token must decode to that byte alone (a special token spelled like a byte decodes
+    // to its own text): otherwise the byte has no token and falls back to unk_id.
+    const auto& alphabet = detail::ByteAlphabet::instance();
+    for (std::size_t byte = 0; byte < 256; ++byte) {
+      std::string spelled;
+      detail::append_utf8(alphabet.code_point_of_byte[byte], spelled);
+      const auto found = ids_.find(spelled);
+      const bool decodes_to_byte =
+          found != ids_.end() &&
+          token_bytes_[static_cast<std::size_t>(found->second)] == std::string(1, static_cast<char>(byte));
+      byte_ids_[byte] = decodes_to_byte ? found->second : unk_id_;
+    }
+
+    merges_.reserve(merges.size());
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+      const std::string& merge = merges[rank];
+      const std::size_t space = merge.find(' ');
+      detail::require<config_error>(
+          space != std::string::npos && space > 0 && space + 1 < merge.size() &&
+              merge.find(' ', space + 1) == std::string::npos,
+          "ByteBpeTokenizer: merges[", rank, "] must be two tokens separated by one space, got '",
+          merge, "'");
+      const std::string left = merge.substr(0, space);
+      const std::string right = merge.substr(space + 1);
+      const auto token_id = [&](const std::string& text, const char* what) {
+        const auto found = ids_.find(text);
+        detail::require<config_error>(found != ids_.end(), "ByteBpeTokenizer: merges[", rank,
+                                      "] = '", merge, "': its ", what, " '", text,
+                                      "' is not a token");
+        return found->second;
+      };
+      const std::int32_t left_id = token_id(left, "left part");
+      const std::int32_t right_id = token_id(right, "right part");
+      const std::int32_t merged_id = token_id(left + right, "concatenation");
+      // decode() of the merged token must give the bytes of its parts, or merging would change
+      // the text (e.g. parts that are halves of one UTF-8 character, or a special token).
+      const auto bytes = [&](std::int32_t id) -> const std::string& {
+        return token_bytes_[static_cast<std::size_t>(id)];
+      };
+      detail::require<config_error>(
+          bytes(left_id) + bytes(right_id) == bytes(merged_id), "ByteBpeTokenizer: merges[", rank,
+          "] = '", merge, "': token ", merged_id, " does not decode to the bytes of its parts ",
+          left_id, " and ", right_id);
+      merges_.emplace(
+          pair_key(left_id, right_id),
+          Merge{static_cast<std::int32_t>(std::min<std::size_t>(
+                    rank, static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))),
+                merged_id});
+    }
+
     tokens_ = std::move(tokens);
   }
 
@@ -555,7 +570,7 @@ class ByteBpeTokenizer {
               spelled);
         }
         const auto found = ids_.find(spelled);
-        if (found != ids_.end()) {
+        if (found != ids_.end() && token_bytes_[static_cast<std::size_t>(found->second)] == piece) {
           ids.push_back(found->second);
           continue;
         }

@@ -192,7 +192,9 @@ class SentencePieceTokenizer {
   /// \param eos_id  the end-of-sequence token (2 in LLaMA-2).
   /// \param unk_id  the unknown token (0 in LLaMA-2), emitted for a byte without a byte token.
   /// \throws config_error naming the argument when the sizes differ, the vocabulary is empty or
-  ///         larger than INT32_MAX, a score is not finite, or an id is out of range.
+  ///         larger than INT32_MAX, a score is not finite, an id is out of range, a byte token
+  ///         appears twice, or BOS or EOS is a byte token (it would decode to nothing). A
+  ///         vocabulary without some byte tokens is accepted: those bytes encode as unk_id.
   SentencePieceTokenizer(std::vector<std::string> pieces, std::vector<float> scores,
                          std::int32_t bos_id, std::int32_t eos_id, std::int32_t unk_id = 0)
       : bos_id_(bos_id), eos_id_(eos_id), unk_id_(unk_id) {
@@ -226,9 +228,17 @@ class SentencePieceTokenizer {
     for (std::size_t id = 0; id < pieces_.size(); ++id) {
       const int byte = detail::byte_piece_value(pieces_[id]);
       if (byte < 0) continue;
-      byte_values_[id] = static_cast<std::int16_t>(byte);
+      const auto token = static_cast<std::int32_t>(id);
+      // BOS and EOS decode to nothing, so they cannot stand for a byte: encode() would lose it.
+      detail::require<config_error>(token != bos_id_ && token != eos_id_,
+                                    "SentencePieceTokenizer: byte token '", pieces_[id], "' (id ",
+                                    id, ") is also the ", token == bos_id_ ? "bos_id" : "eos_id");
       auto& byte_id = byte_ids_[static_cast<std::size_t>(byte)];
-      if (byte_id < 0) byte_id = static_cast<std::int32_t>(id);
+      detail::require<config_error>(byte_id < 0, "SentencePieceTokenizer: byte token '",
+                                    pieces_[id], "' appears twice, as id ", byte_id, " and id ",
+                                    id);
+      byte_values_[id] = static_cast<std::int16_t>(byte);
+      byte_id = token;
     }
     normal_pieces_ = detail::PieceIndex(pieces_, [this](std::size_t id) {
       const auto token = static_cast<std::int32_t>(id);
@@ -246,7 +256,8 @@ class SentencePieceTokenizer {
   /// \throws format_error naming the file, the token index, the field and its value when the file
   ///         cannot be read, is truncated, has bytes after the last token, or holds a field out of
   ///         range (max_token_length <= 0, len < 0 or > max_token_length, a score not finite,
-  ///         fewer than 3 tokens).
+  ///         fewer than 3 tokens), or a vocabulary the constructor refuses (its message follows the
+  ///         file's name).
   /// \throws config_error when vocab_size < 0.
   static SentencePieceTokenizer from_llama2c_file(const std::string& path,
                                                   std::int32_t vocab_size) {
@@ -313,7 +324,12 @@ class SentencePieceTokenizer {
                                   vocab_size, " tokens");
     detail::require<format_error>(pieces.size() >= 3, where, "the file holds ", pieces.size(),
                                   " tokens, fewer than the 3 of <unk> (0), BOS (1) and EOS (2)");
-    return SentencePieceTokenizer(std::move(pieces), std::move(scores), 1, 2, 0);
+    try {
+      return SentencePieceTokenizer(std::move(pieces), std::move(scores), 1, 2, 0);
+    } catch (const config_error& e) {
+      // A vocabulary the constructor refuses (e.g. a byte token twice) is a fault of the file.
+      throw format_error(where + e.what());
+    }
   }
 
   /// The token ids of `text`: BOS if `add_bos`, the BPE encoding of `text` (nothing for ""), EOS if
