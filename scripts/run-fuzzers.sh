@@ -42,6 +42,20 @@ seeds="$build/seeds"
 "$build/tests/fuzz/make_seeds" "$seeds"
 cp "$root"/tests/data/gguf/*.gguf "$seeds/fuzz_gguf/"
 cp "$root"/tests/data/gguf/*.gguf "$seeds/fuzz_gguf_vocab/"
+# The golden Hugging Face folders: their config.json files and the shards small enough to mutate.
+for folder in "$root"/tests/golden/hf_*; do
+  name=$(basename "$folder")
+  cp "$folder/config.json" "$seeds/fuzz_hf_config/$name.json"
+  cp "$folder/config.json" "$seeds/fuzz_json/$name.json"
+  if [ -f "$folder/model.safetensors.index.json" ]; then
+    cp "$folder/model.safetensors.index.json" "$seeds/fuzz_json/$name.index.json"
+  fi
+  for shard in "$folder"/*.safetensors; do
+    if [ "$(stat -c %s "$shard")" -le 65536 ]; then
+      cp "$shard" "$seeds/fuzz_safetensors/$name-$(basename "$shard")"
+    fi
+  done
+done
 
 summary=()
 found=0
@@ -52,7 +66,10 @@ for target in "${targets[@]}"; do
   log="$build/logs/$target.log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
   dict=()
-  case $target in fuzz_gguf*) dict=(-dict="$root/tests/fuzz/gguf.dict") ;; esac
+  case $target in
+    fuzz_gguf*) dict=(-dict="$root/tests/fuzz/gguf.dict") ;;
+    fuzz_json | fuzz_hf_config | fuzz_safetensors) dict=(-dict="$root/tests/fuzz/json.dict") ;;
+  esac
   stamp="$build/logs/$target.started"
   touch "$stamp"
   echo "== $target: ${seconds} s (log: $log)"

@@ -32,6 +32,10 @@ int main(int argc, char** argv) {
   write(root / "fuzz_gguf", "gpt2_vocab.gguf", fuzz::gguf_model("gpt2"));
   write(root / "fuzz_gguf_vocab", "llama_vocab.gguf", fuzz::gguf_model("llama"));
   write(root / "fuzz_gguf_vocab", "gpt2_vocab.gguf", fuzz::gguf_model("gpt2"));
+  write(root / "fuzz_safetensors", "three_dtypes.safetensors", fuzz::safetensors_file());
+  write(root / "fuzz_hf_config", "llama3_config.json", fuzz::hf_config_json());
+  write(root / "fuzz_json", "llama3_config.json", fuzz::hf_config_json());
+  write(root / "fuzz_json", "nested.json", R"({"a": [[{"b": null}], true, false, "x\u0041"], "c": {}})");
   const std::string texts[] = {"Hello, the world!", " leading space", "\xFF\xFE invalid \x80",
                                "caf\xC3\xA9 \xE4\xBD\xA0\xE5\xA5\xBD \xE2\x96\x81",
                                "<|im_start|>user\nit's 12345<|endoftext|>", "  \n\n\t  x"};

@@ -1,6 +1,7 @@
 // Small valid inputs for the fuzz targets (their seed corpora) and for the hostile-file tests:
 // a llama2.c checkpoint, a llama2.c tokenizer.bin, GGUF files with a "llama" (SentencePiece) and
-// a "gpt2" (byte-level BPE) vocabulary, and the two vocabularies the round-trip fuzzer encodes with.
+// a "gpt2" (byte-level BPE) vocabulary, the two vocabularies the round-trip fuzzer encodes with, a
+// safetensors file and a Hugging Face config.json.
 // Written byte by byte after the layouts in io/llama2c_checkpoint.hpp, io/gguf.hpp and
 // text/sentencepiece_tokenizer.hpp, so no binary file needs to be committed.
 #pragma once
@@ -296,6 +297,44 @@ inline std::string gguf_model(const std::string& model = "llama") {
     }
   }
   return w.bytes;
+}
+
+/// A safetensors file (io/safetensors.hpp) with one tensor of each dtype load_f32 converts:
+/// "w" F32 [2, 3], "h" F16 [4], "b" BF16 [2, 2], and a "__metadata__" entry.
+inline std::string safetensors_file() {
+  ByteWriter data;
+  for (int i = 0; i < 6; ++i) data.f32(0.5f * static_cast<float>(i) - 1.0f);
+  for (std::uint16_t half : {0x3C00, 0xC000, 0x7BFF, 0x0001}) {
+    data.u8(static_cast<std::uint8_t>(half & 0xFF));
+    data.u8(static_cast<std::uint8_t>(half >> 8));
+  }
+  for (std::uint16_t bf16 : {0x3FC0, 0xC2F7, 0x0000, 0x0080}) {
+    data.u8(static_cast<std::uint8_t>(bf16 & 0xFF));
+    data.u8(static_cast<std::uint8_t>(bf16 >> 8));
+  }
+  std::string header =
+      R"({"__metadata__":{"format":"pt"},)"
+      R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+      R"("h":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},)"
+      R"("b":{"dtype":"BF16","shape":[2,2],"data_offsets":[32,40]}})";
+  while (header.size() % 8 != 0) header += ' ';
+  ByteWriter file;
+  file.u64(header.size());
+  return file.bytes + header + data.bytes;
+}
+
+/// A LLaMA-3.2-style Hugging Face config.json (rope_scaling llama3, GQA, tied head), with a few
+/// escapes and number forms for the JSON reader.
+inline std::string hf_config_json() {
+  return R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+ "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 8,
+ "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 96, "max_position_embeddings": 64,
+ "rms_norm_eps": 1e-05, "rope_theta": 500000.0, "tie_word_embeddings": true,
+ "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+ "attention_bias": false, "mlp_bias": false, "torch_dtype": "bfloat16",
+ "escapes": "\u00e9\ud83d\ude00\n\t\"", "numbers": [0, -1, 2.5e-3, 1E+2, 9007199254740993]}
+)";
 }
 
 }  // namespace llamablocks::fuzz
