@@ -179,3 +179,17 @@ TEST_CASE("Linear and RMSNorm: mismatched shapes are refused and the output is u
   CHECK_THROWS_AS(norm.forward(ctx, x.cview(), normed.view()), shape_error);
   for (index_t i = 0; i < normed.size(); ++i) CHECK(normed.data()[i] == 3.0f);
 }
+
+TEST_CASE("a config asking for terabytes of cache gets an allocation_error, not bad_alloc",
+          "[hostile]") {
+  // 2^40 positions × 64 × 4 bytes = 256 TiB for one layer's keys: more than any address space.
+  ModelConfig config = test::make_config(64, 1, 1, 64, 32, std::int64_t{1} << 40);
+  try {
+    KVCache<cpu, float> cache(config, 1);
+    FAIL("a 256 TiB cache was allocated");
+  } catch (const allocation_error& e) {
+    CHECK_THAT(e.what(), Contains("cannot allocate 281474976710656 bytes"));
+  }
+  // llamablocks::error is its base, so a program's one catch covers it.
+  CHECK_THROWS_AS(KVCache<cpu>(config, 1), llamablocks::error);
+}

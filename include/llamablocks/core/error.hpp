@@ -37,6 +37,13 @@ class range_error : public error {
   using error::error;
 };
 
+/// Memory for a tensor could not be had (a hostile config asking for terabytes, or a real lack);
+/// the message gives the bytes asked for.
+class allocation_error : public error {
+ public:
+  using error::error;
+};
+
 namespace detail {
 
 /// Concatenates the streamable arguments into one message.

@@ -12,6 +12,7 @@
 #include "llamablocks/core/error.hpp"
 
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -248,7 +249,9 @@ struct allocator<cpu> {
 #if LLAMABLOCKS_HAS_MMAP
     if (bytes >= large_block) {
       void* pointer = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (pointer == MAP_FAILED) throw std::bad_alloc();
+      if (pointer == MAP_FAILED)
+        throw allocation_error(concat("cannot allocate ", bytes, " bytes of zeroed memory: ",
+                                      std::strerror(errno)));
       return pointer;
     }
 #endif
