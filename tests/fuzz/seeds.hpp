@@ -304,13 +304,10 @@ inline std::string gguf_model(const std::string& model = "llama") {
 inline std::string safetensors_file() {
   ByteWriter data;
   for (int i = 0; i < 6; ++i) data.f32(0.5f * static_cast<float>(i) - 1.0f);
-  for (std::uint16_t half : {0x3C00, 0xC000, 0x7BFF, 0x0001}) {
-    data.u8(static_cast<std::uint8_t>(half & 0xFF));
-    data.u8(static_cast<std::uint8_t>(half >> 8));
-  }
-  for (std::uint16_t bf16 : {0x3FC0, 0xC2F7, 0x0000, 0x0080}) {
-    data.u8(static_cast<std::uint8_t>(bf16 & 0xFF));
-    data.u8(static_cast<std::uint8_t>(bf16 >> 8));
+  // F16 1, -2, 65504, 2^-24; BF16 1.5, -123.5, 0, 2^-126 (little-endian 16-bit words).
+  for (const unsigned bits : {0x3C00u, 0xC000u, 0x7BFFu, 0x0001u, 0x3FC0u, 0xC2F7u, 0x0000u, 0x0080u}) {
+    data.u8(static_cast<std::uint8_t>(bits & 0xFFu));
+    data.u8(static_cast<std::uint8_t>(bits >> 8));
   }
   std::string header =
       R"({"__metadata__":{"format":"pt"},)"
