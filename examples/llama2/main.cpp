@@ -235,6 +235,23 @@ void print_piece(const std::string& piece) {
   std::fputs(piece.c_str(), stdout);
 }
 
+/// Positions to run: -n, or max_seq_len when -n is <= 0 or beyond it (as run.c).
+std::int64_t positions(const Options& options, const ModelConfig& config) {
+  return options.steps <= 0 || options.steps > config.max_seq_len ? config.max_seq_len
+                                                                   : options.steps;
+}
+
+/// The sampler of the flags -t, -p, --top-k and -s, drawing run.c's xorshift random numbers.
+Sampler make_sampler(const Options& options, const ModelConfig& config) {
+  SamplerOptions sampler_options;
+  sampler_options.temperature = options.temperature;
+  sampler_options.top_p = options.top_p;
+  sampler_options.top_k = options.top_k;
+  sampler_options.seed = options.seed;
+  sampler_options.random = RandomSource::xorshift_runc;
+  return Sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+}
+
 /// Prefill the prompt, then sample and decode one token at a time, printing as run.c does.
 /// Generation stops when a token of `stop_ids` is sampled ({1}, BOS, for llama2.c; the file's BOS
 /// and EOS for GGUF) and a `prompt_stop_id` inside the prompt ends it. Returns the exit status.
@@ -243,15 +260,8 @@ int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaM
              const Tokenizer* tokenizer, const std::vector<std::int32_t>& prompt,
              const std::vector<std::int32_t>& stop_ids, std::int32_t prompt_stop_id) {
   const ModelConfig& config = model.config();
-  std::int64_t steps = options.steps;
-  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
-  SamplerOptions sampler_options;
-  sampler_options.temperature = options.temperature;
-  sampler_options.top_p = options.top_p;
-  sampler_options.top_k = options.top_k;
-  sampler_options.seed = options.seed;
-  sampler_options.random = RandomSource::xorshift_runc;
-  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+  const std::int64_t steps = positions(options, config);
+  Sampler sampler = make_sampler(options, config);
 
   const auto emit = [&](std::int32_t previous, std::int32_t token) {
     if (options.print_ids) std::printf("%d ", token);
@@ -334,15 +344,8 @@ template <class Backend>
 int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
          const SentencePieceTokenizer& tokenizer) {
   const ModelConfig& config = model.config();
-  std::int64_t steps = options.steps;
-  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
-  SamplerOptions sampler_options;
-  sampler_options.temperature = options.temperature;
-  sampler_options.top_p = options.top_p;
-  sampler_options.top_k = options.top_k;
-  sampler_options.seed = options.seed;
-  sampler_options.random = RandomSource::xorshift_runc;
-  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+  const std::int64_t steps = positions(options, config);
+  Sampler sampler = make_sampler(options, config);
   Tensor<float, 2> logits({1, config.vocab_size});
   const auto reply = [&](std::int32_t token, std::int32_t next) {
     if (next == 2) {
@@ -408,8 +411,7 @@ int template_chat(const Options& options, const Context<Backend>& ctx,
                   llama2::LlamaModel<Backend>& model, const llama2::GgufTokenizer& tokenizer,
                   const llama2::ChatTemplate& format) {
   const ModelConfig& config = model.config();
-  std::int64_t steps = options.steps;
-  if (steps <= 0 || steps > config.max_seq_len) steps = config.max_seq_len;
+  const std::int64_t steps = positions(options, config);
   std::int32_t end_of_turn = tokenizer.eos_id();
   if (!format.end_of_turn().empty()) {
     const auto ids = tokenizer.encode(format.end_of_turn(), false, false);
@@ -418,12 +420,7 @@ int template_chat(const Options& options, const Context<Backend>& ctx,
                                         "single token ", format.end_of_turn()));
     end_of_turn = ids.front();
   }
-  SamplerOptions sampler_options;
-  sampler_options.temperature = options.temperature;
-  sampler_options.top_p = options.top_p;
-  sampler_options.top_k = options.top_k;
-  sampler_options.seed = options.seed;
-  Sampler sampler(static_cast<std::int32_t>(config.vocab_size), sampler_options);
+  Sampler sampler = make_sampler(options, config);
   Tensor<float, 2> logits({1, config.vocab_size});
   std::fprintf(stderr, "chat format: %s\n", format.name());
 
