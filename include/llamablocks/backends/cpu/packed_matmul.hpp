@@ -300,6 +300,124 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
   return sum + dot_scalar(type, w + element * static_cast<std::size_t>(c), x + c, nullptr, cols - c);
 }
 
+// ---- AVX-512, several rows at once (decode) -------------------------------------------------------
+//
+// A decode step multiplies one activation row by every row of W. Taking packed_dot_rows rows of W
+// together loads each chunk of x (or of its Q8_0 blocks) once for all of them, and gives the
+// memory system that many independent streams, so more cache misses are in flight than a row at a
+// time allows (a 4 KiB page holds one bf16 row of 2048: the hardware prefetcher starts over at
+// every page). Each row keeps its own accumulators, so a row's sum does not depend on its
+// neighbours, only on the summation order inside the row, which differs from dot_avx512's.
+
+/// Σ of the 16 lanes. Not _mm512_reduce_add_ps: GCC 12 builds it (and the 512 → 256 casts) from
+/// "undefined" vectors that trip -Wuninitialized here, and the pragma above cannot help once
+/// another header (Eigen's) has included immintrin.h; the zero-masked extracts have none.
+LLAMABLOCKS_TARGET_AVX512 inline float horizontal_sum_avx512(__m512 v) {
+  const __mmask8 all = 0xff;
+  return horizontal_sum_avx2(
+      _mm256_add_ps(_mm512_maskz_extractf32x8_ps(all, v, 0), _mm512_maskz_extractf32x8_ps(all, v, 1)));
+}
+
+/// out[r] = W[r] · x for the R rows starting at `w`, `row_bytes` apart (f32, f16, bf16).
+template <WeightType Type, int R>
+LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_avx512(const std::uint8_t* w, std::size_t row_bytes,
+                                                      const float* x, index_t cols, float* out) {
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  index_t c = 0;
+  for (; c + 32 <= cols; c += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* row = w + row_bytes * static_cast<std::size_t>(r);
+      acc[r][0] = _mm512_fmadd_ps(load16_avx512(Type, row, c), x0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(load16_avx512(Type, row, c + 16), x1, acc[r][1]);
+    }
+  }
+  for (; c + 16 <= cols; c += 16) {
+    const __m512 x0 = _mm512_loadu_ps(x + c);
+    for (int r = 0; r < R; ++r)
+      acc[r][0] = _mm512_fmadd_ps(load16_avx512(Type, w + row_bytes * static_cast<std::size_t>(r), c),
+                                  x0, acc[r][0]);
+  }
+  const std::size_t element = weight_block_bytes(Type);
+  for (int r = 0; r < R; ++r) {
+    const std::uint8_t* row = w + row_bytes * static_cast<std::size_t>(r);
+    out[r] = horizontal_sum_avx512(_mm512_add_ps(acc[r][0], acc[r][1])) +
+             dot_scalar(Type, row + element * static_cast<std::size_t>(c), x + c, nullptr, cols - c);
+  }
+}
+
+/// out[r] = Σ_b d_w[r,b] · d_x[b] · Σ_i q_w[r,b,i] q_x[b,i] for the R Q8_0 rows starting at `w`.
+/// Two blocks per step as in dot_avx512: lanes 0-7 hold the first block's int32 partial sums,
+/// lanes 8-15 the second's. The sign and magnitude of q_x are taken once for all R rows.
+template <int R>
+LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w, std::size_t row_bytes,
+                                                           const ActivationBlockQ8* xq, index_t cols,
+                                                           float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  // Broadcasts lane 0 of a 128-bit vector to lanes 0-7 and lane 1 to lanes 8-15.
+  const __m512i pair_lanes = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const index_t blocks = cols / 32;
+  index_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const __m512i qx = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b + 1].q)), 1);
+    // |q_x| · (q_w with the sign of q_x): the unsigned × signed form maddubs needs.
+    const __mmask64 negative = _mm512_movepi8_mask(qx);
+    const __m512i abs_x = _mm512_abs_epi8(qx);
+    const __m512 x_scale = _mm512_permutexvar_ps(
+        pair_lanes, _mm512_castps128_ps512(_mm_setr_ps(xq[b].scale, xq[b + 1].scale, 0.0f, 0.0f)));
+    for (int r = 0; r < R; ++r) {
+      const std::uint8_t* first = w + row_bytes * static_cast<std::size_t>(r) + 34 * b;
+      const std::uint8_t* second = first + 34;
+      const __m512i qw = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
+      const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
+      const __m512i sums =
+          _mm512_madd_epi16(_mm512_maddubs_epi16(abs_x, signed_w), _mm512_set1_epi16(1));
+      // Both binary16 block scales converted by one vcvtph2ps, then spread over their 8 lanes.
+      const __m128i halves = _mm_cvtsi32_si128(
+          static_cast<int>(load_u16(first) | (static_cast<std::uint32_t>(load_u16(second)) << 16)));
+      const __m512 w_scale =
+          _mm512_permutexvar_ps(pair_lanes, _mm512_castps128_ps512(_mm_cvtph_ps(halves)));
+      acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(w_scale, x_scale), _mm512_cvtepi32_ps(sums), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    out[r] = horizontal_sum_avx512(acc[r]);
+    if (b < blocks) {
+      const std::uint8_t* block = w + row_bytes * static_cast<std::size_t>(r) + 34 * b;
+      out[r] += dot_scalar(WeightType::q8_0, block, nullptr, xq + b, 32);
+    }
+  }
+}
+
+/// Row `w` of `cols` weights of `type` widened to float32 (the prefill path's tiles): 16 values
+/// per step, the same values as widen_row's scalar conversions (all of them are exact).
+LLAMABLOCKS_TARGET_AVX512 inline void widen_row_avx512(WeightType type, const std::uint8_t* w,
+                                                       index_t cols, float* out) {
+  if (type == WeightType::q8_0) {
+    for (index_t b = 0; b < cols / 32; ++b) {
+      const std::uint8_t* block = w + 34 * b;
+      const __m512 d = _mm512_set1_ps(_cvtsh_ss(load_u16(block)));
+      const __m128i* q = reinterpret_cast<const __m128i*>(block + 2);
+      _mm512_storeu_ps(out + 32 * b, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q)))));
+      _mm512_storeu_ps(out + 32 * b + 16,
+                       _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q + 1)))));
+    }
+    return;
+  }
+  index_t c = 0;
+  for (; c + 16 <= cols; c += 16) _mm512_storeu_ps(out + c, load16_avx512(type, w, c));
+  for (; c < cols; ++c)
+    out[c] = type == WeightType::f32 ? reinterpret_cast<const float*>(w)[c]
+             : type == WeightType::f16 ? half_bits_to_float(load_u16(w + 2 * c))
+                                       : bf16_bits_to_float(load_u16(w + 2 * c));
+}
+
 #undef LLAMABLOCKS_TARGET_AVX2
 #undef LLAMABLOCKS_TARGET_AVX512
 
@@ -316,6 +434,33 @@ inline float packed_dot(CpuIsa isa, WeightType type, const std::uint8_t* w, cons
   return dot_scalar(type, w, x, xq, cols);
 }
 
+/// Rows of W that the decode kernels of packed_dot_rows take together.
+inline constexpr index_t packed_dot_row_group = 4;
+
+/// out[r] = W[r] · x for `count` rows starting at `w`, `row_bytes` apart: groups of
+/// packed_dot_row_group rows through the multi-row AVX-512 kernels, the rest row by row.
+inline void packed_dot_rows(CpuIsa isa, WeightType type, const std::uint8_t* w, std::size_t row_bytes,
+                            const float* x, const ActivationBlockQ8* xq, index_t cols, index_t count,
+                            float* out) {
+  index_t r = 0;
+#if LLAMABLOCKS_X86_KERNELS
+  constexpr int group = static_cast<int>(packed_dot_row_group);
+  if (isa == CpuIsa::avx512) {
+    for (; r + group <= count; r += group) {
+      const std::uint8_t* rows = w + row_bytes * static_cast<std::size_t>(r);
+      switch (type) {
+        case WeightType::f32: dot_rows_avx512<WeightType::f32, group>(rows, row_bytes, x, cols, out + r); break;
+        case WeightType::f16: dot_rows_avx512<WeightType::f16, group>(rows, row_bytes, x, cols, out + r); break;
+        case WeightType::bf16: dot_rows_avx512<WeightType::bf16, group>(rows, row_bytes, x, cols, out + r); break;
+        case WeightType::q8_0: dot_rows_q8_0_avx512<group>(rows, row_bytes, xq, cols, out + r); break;
+      }
+    }
+  }
+#endif
+  for (; r < count; ++r)
+    out[r] = packed_dot(isa, type, w + row_bytes * static_cast<std::size_t>(r), x, xq, cols);
+}
+
 }  // namespace detail
 
 /// Rows of W per unit of work handed to a thread in a decode-sized product.
@@ -325,9 +470,14 @@ inline constexpr index_t packed_gemm_tile_rows = 64;
 
 namespace detail {
 
-/// Row `r` of `weight` as float32 values (the Q8_0 block scale times each q).
-inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
+/// Row `r` of `weight` as float32 values (the Q8_0 block scale times each q), converted by the
+/// kernels of `isa` (every family gives the same values: each conversion is exact).
+inline void widen_row(const PackedMatrixView& weight, index_t r, float* out, CpuIsa isa = CpuIsa::scalar) {
   const std::uint8_t* row = weight.row(r);
+#if LLAMABLOCKS_X86_KERNELS
+  if (isa == CpuIsa::avx512) return widen_row_avx512(weight.type, row, weight.cols, out);
+#endif
+  (void)isa;
   switch (weight.type) {
     case WeightType::f32: std::memcpy(out, row, sizeof(float) * static_cast<std::size_t>(weight.cols)); break;
     case WeightType::f16:
@@ -406,7 +556,7 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
       const index_t first = tile * packed_gemm_tile_rows;
       const index_t count = std::min(weight.rows, first + packed_gemm_tile_rows) - first;
       float* widened = tiles + detail::thread_index() * tile_floats;
-      for (index_t r = 0; r < count; ++r) detail::widen_row(weight, first + r, widened + r * cols);
+      for (index_t r = 0; r < count; ++r) detail::widen_row(weight, first + r, widened + r * cols, isa);
       const auto w_tile = detail::strided_matrix(static_cast<const float*>(widened), count, cols, cols);
       auto y_block = detail::strided_matrix(y.data() + first, tokens, count, weight.rows);
       // Inside the parallel region Eigen runs this product on the calling thread alone.
@@ -423,9 +573,8 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
     for (index_t t = 0; t < tokens; ++t) {
       const float* x_row = x.data() + t * cols;
       const detail::ActivationBlockQ8* xq = xq_all ? xq_all + t * (cols / 32) : nullptr;
-      float* y_row = y.data() + t * weight.rows;
-      for (index_t r = first; r < last; ++r)
-        y_row[r] = detail::packed_dot(isa, weight.type, weight.row(r), x_row, xq, cols);
+      detail::packed_dot_rows(isa, weight.type, weight.row(first), weight.row_bytes, x_row, xq, cols,
+                              last - first, y.data() + t * weight.rows + first);
     }
   });
 }
