@@ -14,8 +14,15 @@
 #   REPETITIONS   timed runs per llama_bench test (default 5)
 #   THREADS       thread counts (default 1,2)
 #   TIED          1: the shapes have a tied output head (as SmolLM2)
-#   LLAMA_BENCH   path of llama.cpp's llama-bench; GGUF: a model of the same shape for it
+#   PROMPTS       prefill lengths (default 128,512); GEN: decode lengths (default 64)
+#   WEIGHTS       weight types to run, comma-separated (default f32): f32, f16, bf16, q8_0
+#   LLAMA_BENCH   path of llama.cpp's llama-bench; GGUF: a model of the same shape for it, or a
+#                 comma-separated list with one GGUF per entry of WEIGHTS, in the same order
 #   SKIP_LIMITS   1: do not run bench_machine_limits
+#   MODULES       per-module benchmarks to run after the limits, e.g. "bench_rms_norm bench_attention";
+#                 MODULE_FILTER is their --benchmark_filter (default: the tinyllama shape). Each
+#                 writes module-<name>.json, and fractions.md gives every result as a fraction of
+#                 the limits (scripts/bench-fractions.py); MODULE_THREADS: their threads (default 1)
 set -euo pipefail
 
 out=${1:?usage: scripts/run-bench.sh OUT_DIR [SHAPE ...]}
@@ -26,6 +33,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build-bench}
 repetitions=${REPETITIONS:-5}
 threads=${THREADS:-1,2}
+prompts=${PROMPTS:-128,512}
+gen=${GEN:-64}
+IFS=, read -r -a weights <<<"${WEIGHTS:-f32}"
+IFS=, read -r -a ggufs <<<"${GGUF:-}"
 mkdir -p "$out"
 
 note_load() { echo "$1: $(uptime)" | tee -a "$out/uptime.txt"; }
@@ -44,22 +55,45 @@ if [[ ${SKIP_LIMITS:-0} != 1 ]]; then
   note_load "after bench_machine_limits"
 fi
 
+if [[ -n ${MODULES:-} ]]; then
+  module_jsons=()
+  for module in $MODULES; do
+    nice -n 5 cmake --build "$build" --target "$module" -j "${JOBS:-1}"
+    note_load "before $module"
+    LLAMABLOCKS_THREADS=${MODULE_THREADS:-1} "$build/bench/$module" \
+      --benchmark_filter="${MODULE_FILTER:-/tinyllama}" --benchmark_repetitions=3 \
+      --benchmark_report_aggregates_only=true \
+      --benchmark_out="$out/module-$module.json" --benchmark_out_format=json
+    note_load "after $module"
+    module_jsons+=("$out/module-$module.json")
+  done
+  if [[ -f $out/machine_limits.json ]]; then
+    "$root/scripts/bench-fractions.py" "$out/machine_limits.json" "${module_jsons[@]}" --markdown \
+      | tee "$out/fractions.md"
+  fi
+fi
+
 tied=()
 [[ ${TIED:-0} == 1 ]] && tied=(--tied)
 for shape in "${shapes[@]}"; do
-  name=${shape//,/-}
-  note_load "before llama_bench $shape"
-  "$build/bench/llama_bench" --shape "$shape" -p 128,512 -n 64 --threads "$threads" \
-    --repetitions "$repetitions" "${tied[@]}" --json "$out/llama_bench-$name.json" |
-    tee "$out/llama_bench-$name.md"
-  note_load "after llama_bench $shape"
+  for weight in "${weights[@]}"; do
+    name=${shape//,/-}
+    [[ $weight == f32 ]] || name=$name-$weight
+    note_load "before llama_bench $shape $weight"
+    "$build/bench/llama_bench" --shape "$shape" -p "$prompts" -n "$gen" --threads "$threads" \
+      --repetitions "$repetitions" --weights "$weight" "${tied[@]}" \
+      --json "$out/llama_bench-$name.json" | tee "$out/llama_bench-$name.md"
+    note_load "after llama_bench $shape $weight"
+  done
 done
 
-if [[ -n ${LLAMA_BENCH:-} && -n ${GGUF:-} ]]; then
-  name=$(basename "$GGUF" .gguf)
-  note_load "before llama.cpp llama-bench $name"
-  # JSON on stdout, the markdown table on stderr (shown and kept).
-  "$LLAMA_BENCH" -m "$GGUF" -p 128,512 -n 64 -t "$threads" -r "$repetitions" -o json -oe md \
-    >"$out/llama.cpp-$name.json" 2> >(tee "$out/llama.cpp-$name.md" >&2)
-  note_load "after llama.cpp llama-bench $name"
+if [[ -n ${LLAMA_BENCH:-} && ${#ggufs[@]} -gt 0 ]]; then
+  for gguf in "${ggufs[@]}"; do
+    name=$(basename "$gguf" .gguf)
+    note_load "before llama.cpp llama-bench $name"
+    # JSON on stdout, the markdown table on stderr (shown and kept).
+    "$LLAMA_BENCH" -m "$gguf" -p "$prompts" -n "$gen" -t "$threads" -r "$repetitions" -o json \
+      -oe md >"$out/llama.cpp-$name.json" 2> >(tee "$out/llama.cpp-$name.md" >&2)
+    note_load "after llama.cpp llama-bench $name"
+  done
 fi
