@@ -318,17 +318,30 @@ LLAMABLOCKS_TARGET_AVX512 inline float horizontal_sum_avx512(__m512 v) {
       _mm256_add_ps(_mm512_maskz_extractf32x8_ps(all, v, 0), _mm512_maskz_extractf32x8_ps(all, v, 1)));
 }
 
+/// Software prefetch of the next group of rows: the bytes `group_bytes` past `at`, one cache line
+/// per 64 of the `step_bytes` the caller consumes from `at` in this step. Measured in a whole model,
+/// the hardware prefetcher alone left the packed decode waiting on DRAM for about as long as it
+/// computed (the weight rows are short streams that start on new pages); fetching one group ahead
+/// overlaps the two. Prefetches never fault, so running past the matrix's end is harmless.
+LLAMABLOCKS_TARGET_AVX512 inline void prefetch_next_group(const std::uint8_t* at, std::size_t group_bytes,
+                                                          std::size_t step_bytes) {
+  for (std::size_t offset = 0; offset < step_bytes; offset += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(at + group_bytes + offset), _MM_HINT_T0);
+}
+
 /// out[r] = W[r] · x for the R rows starting at `w`, `row_bytes` apart (f32, f16, bf16).
 template <WeightType Type, int R>
 LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_avx512(const std::uint8_t* w, std::size_t row_bytes,
                                                       const float* x, index_t cols, float* out) {
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  const std::size_t element = weight_block_bytes(Type);
   index_t c = 0;
   for (; c + 32 <= cols; c += 32) {
     const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* row = w + row_bytes * static_cast<std::size_t>(r);
+      prefetch_next_group(row + element * static_cast<std::size_t>(c), row_bytes * R, element * 32);
       acc[r][0] = _mm512_fmadd_ps(load16_avx512(Type, row, c), x0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(load16_avx512(Type, row, c + 16), x1, acc[r][1]);
     }
@@ -339,7 +352,6 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_avx512(const std::uint8_t* w, std
       acc[r][0] = _mm512_fmadd_ps(load16_avx512(Type, w + row_bytes * static_cast<std::size_t>(r), c),
                                   x0, acc[r][0]);
   }
-  const std::size_t element = weight_block_bytes(Type);
   for (int r = 0; r < R; ++r) {
     const std::uint8_t* row = w + row_bytes * static_cast<std::size_t>(r);
     out[r] = horizontal_sum_avx512(_mm512_add_ps(acc[r][0], acc[r][1])) +
@@ -372,6 +384,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w
     for (int r = 0; r < R; ++r) {
       const std::uint8_t* first = w + row_bytes * static_cast<std::size_t>(r) + 34 * b;
       const std::uint8_t* second = first + 34;
+      prefetch_next_group(first, row_bytes * R, 68);
       const __m512i qw = _mm512_inserti64x4(
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
