@@ -45,9 +45,6 @@ StridedRowMap<T> strided_matrix(T* data, index_t rows, index_t cols, index_t row
 /// Below this many rows the product is treated as a (batched) matrix-vector product.
 inline constexpr index_t gemv_row_limit = 8;
 
-/// Rows of W per task in a prefill-sized product (at least gemv_row_limit rows of x).
-inline constexpr index_t gemm_tile_rows = 64;
-
 template <class T>
 void check_cpu_scalar() {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
@@ -62,22 +59,7 @@ void linear_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
   const index_t in_features = x.shape(1);
   const index_t out_features = weight.shape(0);
   const auto x_matrix = as_matrix(x);
-  if (rows >= gemv_row_limit) {
-    // Prefill: every task multiplies all of x by gemm_tile_rows rows of W with Eigen's GEMM on
-    // its own thread. One whole-matrix GEMM measured slower on the TinyLlama FFN shape (see
-    // docs/performance.md), and the tiles spread over the threads without Eigen's own pool.
-    const index_t tile_count = (out_features + gemm_tile_rows - 1) / gemm_tile_rows;
-    parallel_for(ctx, tile_count, [&](index_t tile) {
-      const index_t first = tile * gemm_tile_rows;
-      const index_t count = std::min(gemm_tile_rows, out_features - first);
-      const auto weight_tile = strided_matrix(weight.data() + first * in_features, count,
-                                              in_features, in_features);
-      auto out_tile = strided_matrix(out.data() + first, rows, count, out_features);
-      out_tile.noalias() = x_matrix * weight_tile.transpose();
-    });
-    return;
-  }
-  if (ctx.num_threads() == 1) {
+  if (rows >= gemv_row_limit || ctx.num_threads() == 1) {
     as_matrix(out).noalias() = x_matrix * as_matrix(weight).transpose();
     return;
   }
