@@ -205,3 +205,54 @@ TEST_CASE("Linear backward refuses misuse and changes nothing", "[train][linear]
                     linear.weight().grad().data() + linear.weight().size(),
                     [](double value) { return value == 0.0; }));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Embedding
+
+TEST_CASE("Embedding backward scatter-adds rows and matches finite differences",
+          "[train][embedding]") {
+  Context<cpu> ctx(2);
+  Embedding<cpu, double> embedding(5, 6);
+  test::randomize(embedding.weight(), 13, 1.0);
+  // Id 1 three times, id 2 never: repeated rows add up, an unused row stays zero.
+  const std::vector<std::int32_t> ids{1, 3, 1, 0, 4, 1};
+  const TensorView<const std::int32_t, 2> tokens(ids.data(), {2, 3});
+  const auto r = test::random_tensor<double, 3>({2, 3, 6}, 14);
+  Tensor<double, 3> out({2, 3, 6});
+  const auto loss = [&] {
+    embedding.forward(ctx, tokens, out.view());
+    return weighted_sum(out.cview(), r);
+  };
+
+  embedding.enable_grad();
+  Embedding<cpu, double>::Activations activations;
+  embedding.forward(ctx, tokens, out.view(), activations);
+  embedding.backward(ctx, activations, r.cview());
+  require_gradient("embedding d_table", embedding.weight().grad(),
+                   numeric_gradient(embedding.weight().view().data(), embedding.weight().size(), loss));
+  for (index_t j = 0; j < 6; ++j) CHECK(embedding.weight().grad()(2, j) == 0.0);
+
+  // A second backward adds the same again.
+  const auto once = copy_of(embedding.weight().grad());
+  embedding.backward(ctx, activations, r.cview());
+  std::vector<double> twice(once.size());
+  for (std::size_t i = 0; i < once.size(); ++i) twice[i] = 2 * once[i];
+  test::require_close("embedding accumulated", embedding.weight().grad().data(), twice.data(),
+                      twice.size(), test::tolerance<double>::nmse);
+}
+
+TEST_CASE("embedding_backward refuses an id outside the table before writing",
+          "[train][embedding][errors]") {
+  Context<cpu> ctx(1);
+  Tensor<double, 2> d_table({4, 3});
+  const auto d_out = test::random_tensor<double, 2>({3, 3}, 15);
+  const std::vector<std::int32_t> ids{0, 7, 1};
+  CHECK_THROWS_AS(embedding_backward<double>(ctx, TensorView<const std::int32_t, 1>(ids.data(), {3}),
+                                             d_out.cview(), d_table.view()),
+                  range_error);
+  CHECK_THROWS_WITH(embedding_backward<double>(ctx, TensorView<const std::int32_t, 1>(ids.data(), {3}),
+                                               d_out.cview(), d_table.view()),
+                    Contains("token id 7 at 1"));
+  CHECK(std::all_of(d_table.data(), d_table.data() + d_table.size(),
+                    [](double value) { return value == 0.0; }));
+}
