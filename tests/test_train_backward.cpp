@@ -256,3 +256,81 @@ TEST_CASE("embedding_backward refuses an id outside the table before writing",
   CHECK(std::all_of(d_table.data(), d_table.data() + d_table.size(),
                     [](double value) { return value == 0.0; }));
 }
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm
+
+TEST_CASE("RMSNorm backward matches finite differences", "[train][rms_norm]") {
+  const int threads = GENERATE(1, 2);
+  Context<cpu> ctx(threads);
+  RMSNorm<cpu, double> norm(10, 1e-5);
+  test::randomize(norm.weight(), 16, 0.3, 1.0);
+  // An offset makes the rows' scale matter (the r³ term is not small).
+  auto x = test::random_tensor<double, 3>({2, 3, 10}, 17, 1.0, 0.5);
+  const auto r = test::random_tensor<double, 3>({2, 3, 10}, 18);
+  Tensor<double, 3> out(x.shape());
+  const auto loss = [&] {
+    norm.forward(ctx, x.cview(), out.view());
+    return weighted_sum(out.cview(), r);
+  };
+
+  norm.enable_grad();
+  RMSNorm<cpu, double>::Activations activations;
+  Tensor<double, 3> train_out(x.shape());
+  norm.forward(ctx, x.cview(), train_out.view(), activations);
+  loss();
+  CHECK(copy_of(train_out.view()) == copy_of(out.view()));
+  Tensor<double, 3> d_x(x.shape());
+  norm.backward(ctx, activations, r.cview(), d_x.view());
+  require_gradient("rms_norm d_x", d_x.view(), numeric_gradient(x.data(), x.size(), loss));
+  require_gradient("rms_norm d_weight", norm.weight().grad(),
+                   numeric_gradient(norm.weight().view().data(), norm.weight().size(), loss));
+
+  // In place (d_x is d_out) gives the same d_x.
+  Tensor<double, 3> in_place(x.shape());
+  std::copy_n(r.data(), r.size(), in_place.data());
+  norm.backward(ctx, activations, in_place.cview(), in_place.view());
+  CHECK(copy_of(in_place.view()) == copy_of(d_x.view()));
+}
+
+TEST_CASE("RMSNorm training forward in place keeps the input it normalized", "[train][rms_norm]") {
+  Context<cpu> ctx(1);
+  RMSNorm<cpu, double> norm(6, 1e-5);
+  test::randomize(norm.weight(), 19, 0.3, 1.0);
+  norm.enable_grad();
+  auto x = test::random_tensor<double, 3>({1, 3, 6}, 20);
+  const auto x_before = copy_of(x.view());
+  const auto r = test::random_tensor<double, 3>({1, 3, 6}, 21);
+  RMSNorm<cpu, double>::Activations in_place, copied;
+  Tensor<double, 3> out(x.shape());
+  norm.forward(ctx, x.cview(), out.view(), copied);
+  norm.forward(ctx, x.cview(), x.view(), in_place);
+  CHECK(copy_of(x.view()) == copy_of(out.view()));
+  CHECK(copy_of(in_place.x.view()) == x_before);
+  Tensor<double, 3> d_x_in_place(x.shape()), d_x_copied(x.shape());
+  norm.backward(ctx, in_place, r.cview(), d_x_in_place.view());
+  norm.backward(ctx, copied, r.cview(), d_x_copied.view());
+  CHECK(copy_of(d_x_in_place.view()) == copy_of(d_x_copied.view()));
+}
+
+TEST_CASE("RMSNorm backward refuses activations of another width", "[train][rms_norm][errors]") {
+  Context<cpu> ctx(1);
+  RMSNorm<cpu, double> norm(6, 1e-5), wider(10, 1e-5);
+  norm.enable_grad();
+  wider.enable_grad();
+  const auto x = test::random_tensor<double, 3>({1, 2, 6}, 22);
+  Tensor<double, 3> out(x.shape());
+  RMSNorm<cpu, double>::Activations activations;
+  norm.forward(ctx, x.cview(), out.view(), activations);
+  Tensor<double, 3> d({1, 2, 10});
+  CHECK_THROWS_AS(wider.backward(ctx, activations, d.cview(), d.view()), shape_error);
+  CHECK_THROWS_WITH(wider.backward(ctx, activations, d.cview(), d.view()),
+                    Contains("x of shape [1, 2, 6]") && Contains("dim = 10"));
+  CHECK(std::all_of(wider.weight().grad().data(), wider.weight().grad().data() + 10,
+                    [](double value) { return value == 0.0; }));
+  // Partial overlap of d_out and d_x is refused; exact aliasing is in place.
+  std::vector<double> buffer(20);
+  CHECK_THROWS_WITH(norm.backward(ctx, activations, TensorView<const double, 3>(buffer.data(), {1, 2, 6}),
+                                  TensorView<double, 3>(buffer.data() + 3, {1, 2, 6})),
+                    Contains("overlap"));
+}
