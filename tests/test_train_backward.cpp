@@ -334,3 +334,47 @@ TEST_CASE("RMSNorm backward refuses activations of another width", "[train][rms_
                                   TensorView<double, 3>(buffer.data() + 3, {1, 2, 6})),
                     Contains("overlap"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// RotaryEmbedding
+
+TEST_CASE("RotaryEmbedding backward matches finite differences in both layouts",
+          "[train][rope]") {
+  const auto layout = GENERATE(RopeLayout::interleaved, RopeLayout::half_split);
+  const index_t start_pos = GENERATE(0, 2);
+  CAPTURE(to_string(layout), start_pos);
+  Context<cpu> ctx(2);
+  // head_dim 6: three pairs, so the half_split pairs (j, j + 3) differ from the interleaved ones.
+  RotaryEmbedding<cpu, double> rope(6, 8, 10000.0, layout, RopeScaling::llama3(8, 1, 4, 4));
+  auto x = test::random_tensor<double, 4>({2, 3, 3, 6}, 23);
+  const auto r = test::random_tensor<double, 4>({2, 3, 3, 6}, 24);
+  Tensor<double, 4> rotated(x.shape());
+  const auto loss = [&] {
+    std::copy_n(x.data(), x.size(), rotated.data());
+    rope.apply(ctx, rotated.view(), start_pos);
+    return weighted_sum(rotated.cview(), r);
+  };
+  Tensor<double, 4> grad(x.shape());
+  std::copy_n(r.data(), r.size(), grad.data());
+  rope.backward(ctx, grad.view(), start_pos);
+  require_gradient("rope d_x", grad.view(), numeric_gradient(x.data(), x.size(), loss));
+
+  // The backward is the inverse rotation: it undoes apply().
+  loss();
+  rope.backward(ctx, rotated.view(), start_pos);
+  test::require_close("rope backward undoes apply", rotated.data(), x.data(),
+                      static_cast<std::size_t>(x.size()), test::tolerance<double>::nmse);
+}
+
+TEST_CASE("RotaryEmbedding backward refuses positions past its tables", "[train][rope][errors]") {
+  Context<cpu> ctx(1);
+  RotaryEmbedding<cpu, double> rope(4, 4, 10000.0, RopeLayout::interleaved);
+  auto grad = test::random_tensor<double, 4>({1, 3, 2, 4}, 25);
+  const auto before = copy_of(grad.view());
+  CHECK_THROWS_AS(rope.backward(ctx, grad.view(), 2), range_error);
+  CHECK_THROWS_WITH(rope.backward(ctx, grad.view(), 2),
+                    Contains("RotaryEmbedding::backward") && Contains("start_pos 2 + tokens 3"));
+  Tensor<double, 4> wrong({1, 3, 2, 6});
+  CHECK_THROWS_WITH(rope.backward(ctx, wrong.view(), 0), Contains("grad has shape [1, 3, 2, 6]"));
+  CHECK(unchanged(grad.view(), before));
+}
