@@ -378,3 +378,77 @@ TEST_CASE("RotaryEmbedding backward refuses positions past its tables", "[train]
   CHECK_THROWS_WITH(rope.backward(ctx, wrong.view(), 0), Contains("grad has shape [1, 3, 2, 6]"));
   CHECK(unchanged(grad.view(), before));
 }
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU
+
+TEST_CASE("swiglu_activation_backward matches finite differences", "[train][swiglu]") {
+  Context<cpu> ctx(2);
+  // Gates up to ±6 reach both tails of the sigmoid.
+  auto gate = test::random_tensor<double, 2>({3, 7}, 26, 3.0);
+  auto up = test::random_tensor<double, 2>({3, 7}, 27);
+  const auto r = test::random_tensor<double, 2>({3, 7}, 28);
+  Tensor<double, 2> hidden(gate.shape());
+  const auto loss = [&] {
+    std::copy_n(gate.data(), gate.size(), hidden.data());
+    swiglu_activation<double>(ctx, hidden.view(), up.cview());
+    return weighted_sum(hidden.cview(), r);
+  };
+  Tensor<double, 2> d_gate(gate.shape()), d_up(gate.shape());
+  swiglu_activation_backward<double>(ctx, gate.cview(), up.cview(), r.cview(), d_gate.view(),
+                                     d_up.view());
+  require_gradient("swiglu d_gate", d_gate.view(), numeric_gradient(gate.data(), gate.size(), loss));
+  require_gradient("swiglu d_up", d_up.view(), numeric_gradient(up.data(), up.size(), loss));
+}
+
+TEST_CASE("SwiGLUFeedForward backward matches finite differences", "[train][swiglu]") {
+  const int threads = GENERATE(1, 2);
+  Context<cpu> ctx(threads);
+  SwiGLUFeedForward<cpu, double> ffn(6, 14);
+  test::randomize(ffn.w1(), 29, 0.5);
+  test::randomize(ffn.w2(), 30, 0.3);
+  test::randomize(ffn.w3(), 31, 0.5);
+  auto x = test::random_tensor<double, 3>({2, 3, 6}, 32);
+  const auto r = test::random_tensor<double, 3>({2, 3, 6}, 33);
+  Tensor<double, 3> out(x.shape());
+  const auto loss = [&] {
+    ffn.forward(ctx, x.cview(), out.view());
+    return weighted_sum(out.cview(), r);
+  };
+
+  ffn.enable_grad();
+  SwiGLUFeedForward<cpu, double>::Activations activations;
+  Tensor<double, 3> train_out(x.shape());
+  ffn.forward(ctx, x.cview(), train_out.view(), activations);
+  loss();
+  CHECK(copy_of(train_out.view()) == copy_of(out.view()));
+  Tensor<double, 3> d_x(x.shape());
+  ffn.backward(ctx, activations, r.cview(), d_x.view());
+  require_gradient("ffn d_x", d_x.view(), numeric_gradient(x.data(), x.size(), loss));
+  require_gradient("ffn d_w1", ffn.w1().grad(), numeric_gradient(ffn.w1().view().data(), ffn.w1().size(), loss));
+  require_gradient("ffn d_w2", ffn.w2().grad(), numeric_gradient(ffn.w2().view().data(), ffn.w2().size(), loss));
+  require_gradient("ffn d_w3", ffn.w3().grad(), numeric_gradient(ffn.w3().view().data(), ffn.w3().size(), loss));
+}
+
+TEST_CASE("SwiGLUFeedForward backward needs every gradient and a training forward",
+          "[train][swiglu][errors]") {
+  Context<cpu> ctx(1);
+  SwiGLUFeedForward<cpu, double> ffn(6, 14);
+  test::randomize(ffn.w1(), 34, 0.5);
+  const auto x = test::random_tensor<double, 3>({1, 2, 6}, 35);
+  const auto d_out = test::random_tensor<double, 3>({1, 2, 6}, 36);
+  Tensor<double, 3> out(x.shape()), d_x(x.shape());
+  d_x.view()(0, 1, 5) = 7.0;
+  const auto d_x_before = copy_of(d_x.view());
+  SwiGLUFeedForward<cpu, double>::Activations activations;
+  ffn.w1().enable_grad();  // w2 and w3 not
+  CHECK_THROWS_WITH(ffn.backward(ctx, activations, d_out.cview(), d_x.view()),
+                    Contains("SwiGLUFeedForward::backward") && Contains("no training forward"));
+  ffn.forward(ctx, x.cview(), out.view(), activations);
+  CHECK_THROWS_AS(ffn.backward(ctx, activations, d_out.cview(), d_x.view()), config_error);
+  CHECK_THROWS_WITH(ffn.backward(ctx, activations, d_out.cview(), d_x.view()),
+                    Contains("feed_forward.w2 has no gradient"));
+  CHECK(unchanged(d_x.view(), d_x_before));
+  CHECK(std::all_of(ffn.w1().grad().data(), ffn.w1().grad().data() + ffn.w1().size(),
+                    [](double value) { return value == 0.0; }));
+}
