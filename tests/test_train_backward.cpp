@@ -452,3 +452,101 @@ TEST_CASE("SwiGLUFeedForward backward needs every gradient and a training forwar
   CHECK(std::all_of(ffn.w1().grad().data(), ffn.w1().grad().data() + ffn.w1().size(),
                     [](double value) { return value == 0.0; }));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy
+
+namespace {
+
+/// log Σ exp − logit[target], averaged over rows, straight from the definition (no max shift; the
+/// logits of these tests are small enough).
+double plain_cross_entropy(const Tensor<double, 2>& logits, const std::vector<std::int32_t>& targets) {
+  double total = 0;
+  for (index_t i = 0; i < logits.shape(0); ++i) {
+    double sum = 0;
+    for (index_t j = 0; j < logits.shape(1); ++j) sum += std::exp(logits.view()(i, j));
+    total += std::log(sum) - logits.view()(i, targets[static_cast<std::size_t>(i)]);
+  }
+  return total / static_cast<double>(logits.shape(0));
+}
+
+}  // namespace
+
+TEST_CASE("cross_entropy matches its definition and its backward matches finite differences",
+          "[train][cross_entropy]") {
+  const int threads = GENERATE(1, 2);
+  Context<cpu> ctx(threads);
+  auto logits = test::random_tensor<double, 2>({6, 7}, 37, 2.0);
+  const std::vector<std::int32_t> targets{3, 0, 6, 3, 1, 5};
+  const TensorView<const std::int32_t, 1> target_view(targets.data(), {6});
+  const double loss = cross_entropy<double>(ctx, logits.cview(), target_view);
+  CHECK(loss == Approx(plain_cross_entropy(logits, targets)).epsilon(1e-12));
+
+  Tensor<double, 2> d_logits(logits.shape());
+  CHECK(cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_logits.view()) == loss);
+  require_gradient("cross_entropy d_logits", d_logits.view(),
+                   numeric_gradient(logits.data(), logits.size(), [&] {
+                     return cross_entropy<double>(ctx, logits.cview(), target_view);
+                   }));
+
+  // In place gives the same gradient.
+  Tensor<double, 2> in_place(logits.shape());
+  std::copy_n(logits.data(), logits.size(), in_place.data());
+  cross_entropy_backward<double>(ctx, in_place.cview(), target_view, in_place.view());
+  CHECK(copy_of(in_place.view()) == copy_of(d_logits.view()));
+}
+
+TEST_CASE("cross_entropy is stable for large logits", "[train][cross_entropy]") {
+  Context<cpu> ctx(1);
+  auto logits = test::random_tensor<double, 2>({4, 9}, 38, 2.0);
+  const std::vector<std::int32_t> targets{8, 0, 4, 4};
+  const TensorView<const std::int32_t, 1> target_view(targets.data(), {4});
+  const double loss = cross_entropy<double>(ctx, logits.cview(), target_view);
+  Tensor<double, 2> d_logits(logits.shape());
+  cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_logits.view());
+  // Adding a constant to a row changes neither the loss nor the gradient; e^1000 would overflow
+  // without the maximum subtracted.
+  for (index_t i = 0; i < logits.size(); ++i) logits.data()[i] += 1000.0;
+  Tensor<double, 2> d_shifted(logits.shape());
+  const double shifted = cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_shifted.view());
+  CHECK(std::isfinite(shifted));
+  CHECK(shifted == Approx(loss).epsilon(1e-10));
+  test::require_close("shifted gradient", d_shifted.data(), d_logits.data(),
+                      static_cast<std::size_t>(d_logits.size()), 1e-20);
+}
+
+TEST_CASE("cross_entropy in float agrees with double", "[train][cross_entropy]") {
+  Context<cpu> ctx(1);
+  const auto logits = test::random_tensor<double, 2>({5, 11}, 39, 3.0);
+  Tensor<float, 2> logits_float(logits.shape());
+  for (index_t i = 0; i < logits.size(); ++i) logits_float.data()[i] = static_cast<float>(logits.data()[i]);
+  const std::vector<std::int32_t> targets{10, 2, 2, 0, 7};
+  const TensorView<const std::int32_t, 1> target_view(targets.data(), {5});
+  Tensor<double, 2> d_double(logits.shape());
+  Tensor<float, 2> d_float(logits.shape());
+  const double loss_double = cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_double.view());
+  const double loss_float = cross_entropy_backward<float>(ctx, logits_float.cview(), target_view, d_float.view());
+  CHECK(loss_float == Approx(loss_double).epsilon(1e-6));
+  test::require_close("cross_entropy float vs double", d_float.data(), d_double.data(),
+                      static_cast<std::size_t>(d_double.size()), test::tolerance<float>::nmse);
+}
+
+TEST_CASE("cross_entropy refuses a target outside the vocabulary", "[train][cross_entropy][errors]") {
+  Context<cpu> ctx(1);
+  const auto logits = test::random_tensor<double, 2>({3, 7}, 40);
+  Tensor<double, 2> d_logits(logits.shape());
+  d_logits.view()(0, 0) = 5.0;
+  const auto before = copy_of(d_logits.view());
+  for (const std::int32_t bad : {7, -1}) {
+    const std::vector<std::int32_t> targets{0, 6, bad};
+    const TensorView<const std::int32_t, 1> target_view(targets.data(), {3});
+    CHECK_THROWS_AS(cross_entropy<double>(ctx, logits.cview(), target_view), range_error);
+    CHECK_THROWS_WITH(cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_logits.view()),
+                      Contains("target " + std::to_string(bad) + " at row 2") &&
+                          Contains("[0, 7)"));
+  }
+  CHECK(unchanged(d_logits.view(), before));
+  const std::vector<std::int32_t> two{0, 1};
+  CHECK_THROWS_WITH(cross_entropy<double>(ctx, logits.cview(), TensorView<const std::int32_t, 1>(two.data(), {2})),
+                    Contains("targets has shape [2], expected [3]"));
+}
