@@ -550,3 +550,77 @@ TEST_CASE("cross_entropy refuses a target outside the vocabulary", "[train][cros
   CHECK_THROWS_WITH(cross_entropy<double>(ctx, logits.cview(), TensorView<const std::int32_t, 1>(two.data(), {2})),
                     Contains("targets has shape [2], expected [3]"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// GroupedQueryAttention
+
+namespace {
+
+/// dim 10, head_dim 4, ffn_hidden_dim 14, max_seq_len 8.
+ModelConfig small_config(index_t n_heads, index_t n_kv_heads, RopeLayout layout) {
+  return test::make_config(10, n_heads, n_kv_heads, 4, 14, 8, layout);
+}
+
+template <class T>
+void randomize_attention(GroupedQueryAttention<cpu, T>& attention, std::uint32_t seed) {
+  test::randomize(attention.wq(), seed, 0.4);
+  test::randomize(attention.wk(), seed + 1, 0.4);
+  test::randomize(attention.wv(), seed + 2, 0.4);
+  test::randomize(attention.wo(), seed + 3, 0.4);
+}
+
+}  // namespace
+
+TEST_CASE("GroupedQueryAttention backward matches finite differences for MHA, GQA and MQA",
+          "[train][attention]") {
+  const auto [n_heads, n_kv_heads] = GENERATE(table<index_t, index_t>({{4, 4}, {4, 2}, {4, 1}}));
+  const auto layout = GENERATE(RopeLayout::interleaved, RopeLayout::half_split);
+  const int threads = GENERATE(1, 2);
+  CAPTURE(n_heads, n_kv_heads, to_string(layout), threads);
+  Context<cpu> ctx(threads);
+  const ModelConfig config = small_config(n_heads, n_kv_heads, layout);
+  GroupedQueryAttention<cpu, double> attention(config);
+  randomize_attention(attention, 41);
+  auto x = test::random_tensor<double, 3>({2, 3, 10}, 45);
+  const auto r = test::random_tensor<double, 3>({2, 3, 10}, 46);
+  KVCache<cpu, double> cache(config, 2);
+  Tensor<double, 3> out(x.shape());
+  const auto loss = [&] {
+    cache.reset();
+    attention.forward(ctx, x.cview(), cache, 0, out.view());
+    return weighted_sum(out.cview(), r);
+  };
+
+  attention.enable_grad();
+  GroupedQueryAttention<cpu, double>::Activations activations;
+  Tensor<double, 3> train_out(x.shape());
+  attention.forward(ctx, x.cview(), train_out.view(), activations);
+  loss();
+  test::require_close("training forward vs cached forward", train_out.data(), out.data(),
+                      static_cast<std::size_t>(out.size()), test::tolerance<double>::nmse);
+  Tensor<double, 3> d_x(x.shape());
+  attention.backward(ctx, activations, r.cview(), d_x.view());
+  require_gradient("attention d_x", d_x.view(), numeric_gradient(x.data(), x.size(), loss));
+  require_gradient("attention d_wq", attention.wq().grad(), numeric_gradient(attention.wq().view().data(), attention.wq().size(), loss));
+  require_gradient("attention d_wk", attention.wk().grad(), numeric_gradient(attention.wk().view().data(), attention.wk().size(), loss));
+  require_gradient("attention d_wv", attention.wv().grad(), numeric_gradient(attention.wv().view().data(), attention.wv().size(), loss));
+  require_gradient("attention d_wo", attention.wo().grad(), numeric_gradient(attention.wo().view().data(), attention.wo().size(), loss));
+}
+
+TEST_CASE("GroupedQueryAttention training forward needs positions inside the rope tables",
+          "[train][attention][errors]") {
+  Context<cpu> ctx(1);
+  const ModelConfig config = small_config(4, 2, RopeLayout::interleaved);  // max_seq_len 8
+  GroupedQueryAttention<cpu, double> attention(config);
+  attention.enable_grad();
+  const auto x = test::random_tensor<double, 3>({1, 9, 10}, 47);
+  Tensor<double, 3> out(x.shape());
+  GroupedQueryAttention<cpu, double>::Activations activations;
+  CHECK_THROWS_AS(attention.forward(ctx, x.cview(), out.view(), activations), range_error);
+  CHECK_THROWS_WITH(attention.forward(ctx, x.cview(), out.view(), activations),
+                    Contains("tokens 9 exceeds max_seq_len 8"));
+  CHECK_FALSE(activations.x.saved());
+  Tensor<double, 3> d_x(x.shape());
+  CHECK_THROWS_WITH(attention.backward(ctx, activations, x.cview(), d_x.view()),
+                    Contains("no training forward"));
+}
