@@ -624,3 +624,199 @@ TEST_CASE("GroupedQueryAttention training forward needs positions inside the rop
   CHECK_THROWS_WITH(attention.backward(ctx, activations, x.cview(), d_x.view()),
                     Contains("no training forward"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// LlamaBlock
+
+namespace {
+
+template <class T>
+void randomize_block(LlamaBlock<cpu, T>& block, std::uint32_t seed) {
+  test::randomize(block.attention_norm().weight(), seed, 0.3, 1.0);
+  randomize_attention(block.attention(), seed + 1);
+  test::randomize(block.ffn_norm().weight(), seed + 5, 0.3, 1.0);
+  test::randomize(block.feed_forward().w1(), seed + 6, 0.4);
+  test::randomize(block.feed_forward().w2(), seed + 7, 0.3);
+  test::randomize(block.feed_forward().w3(), seed + 8, 0.4);
+}
+
+template <class T>
+std::vector<Parameter<T, 1, cpu>*> block_gains(LlamaBlock<cpu, T>& block) {
+  return {&block.attention_norm().weight(), &block.ffn_norm().weight()};
+}
+
+template <class T>
+std::vector<Parameter<T, 2, cpu>*> block_matrices(LlamaBlock<cpu, T>& block) {
+  auto& attention = block.attention();
+  auto& ffn = block.feed_forward();
+  return {&attention.wq(), &attention.wk(), &attention.wv(), &attention.wo(),
+          &ffn.w1(), &ffn.w2(), &ffn.w3()};
+}
+
+}  // namespace
+
+TEST_CASE("LlamaBlock backward matches finite differences", "[train][llama_block]") {
+  const int threads = GENERATE(1, 2);
+  Context<cpu> ctx(threads);
+  const ModelConfig config = small_config(4, 2, RopeLayout::half_split);
+  LlamaBlock<cpu, double> block(config);
+  randomize_block(block, 48);
+  auto x = test::random_tensor<double, 3>({2, 3, 10}, 57);
+  const auto r = test::random_tensor<double, 3>({2, 3, 10}, 58);
+  KVCache<cpu, double> cache(config, 2);
+  Tensor<double, 3> stream(x.shape());
+  const auto loss = [&] {
+    cache.reset();
+    std::copy_n(x.data(), x.size(), stream.data());
+    block.forward(ctx, stream.view(), cache, 0);
+    return weighted_sum(stream.cview(), r);
+  };
+
+  block.enable_grad();
+  LlamaBlock<cpu, double>::Activations activations;
+  Tensor<double, 3> grad(x.shape());
+  std::copy_n(x.data(), x.size(), grad.data());
+  block.forward(ctx, grad.view(), activations);
+  loss();
+  test::require_close("training forward vs cached forward", grad.data(), stream.data(),
+                      static_cast<std::size_t>(stream.size()), test::tolerance<double>::nmse);
+  std::copy_n(r.data(), r.size(), grad.data());
+  block.backward(ctx, activations, grad.view());
+  require_gradient("block d_x", grad.view(), numeric_gradient(x.data(), x.size(), loss));
+  for (auto* gain : block_gains(block)) {
+    INFO("parameter " << gain->name());
+    require_gradient("block gain", gain->grad(), numeric_gradient(gain->view().data(), gain->size(), loss));
+  }
+  for (auto* matrix : block_matrices(block)) {
+    INFO("parameter " << matrix->name());
+    require_gradient("block matrix", matrix->grad(),
+                     numeric_gradient(matrix->view().data(), matrix->size(), loss));
+  }
+}
+
+TEST_CASE("LlamaBlock gradients accumulate over micro-batches", "[train][llama_block]") {
+  Context<cpu> ctx(2);
+  const ModelConfig config = small_config(4, 1, RopeLayout::interleaved);
+  LlamaBlock<cpu, double> block(config);
+  randomize_block(block, 59);
+  block.enable_grad();
+  const auto x_a = test::random_tensor<double, 3>({2, 3, 10}, 68);
+  const auto x_b = test::random_tensor<double, 3>({1, 5, 10}, 69);
+  const auto r_a = test::random_tensor<double, 3>({2, 3, 10}, 70);
+  const auto r_b = test::random_tensor<double, 3>({1, 5, 10}, 71);
+  LlamaBlock<cpu, double>::Activations activations;
+  auto run = [&](const Tensor<double, 3>& x, const Tensor<double, 3>& r) {
+    Tensor<double, 3> stream(x.shape());
+    std::copy_n(x.data(), x.size(), stream.data());
+    block.forward(ctx, stream.view(), activations);
+    std::copy_n(r.data(), r.size(), stream.data());
+    block.backward(ctx, activations, stream.view());
+  };
+  auto all_gradients = [&] {
+    std::vector<double> values;
+    for (auto* gain : block_gains(block)) {
+      const auto g = copy_of(gain->grad());
+      values.insert(values.end(), g.begin(), g.end());
+    }
+    for (auto* matrix : block_matrices(block)) {
+      const auto g = copy_of(matrix->grad());
+      values.insert(values.end(), g.begin(), g.end());
+    }
+    return values;
+  };
+  run(x_a, r_a);
+  const auto grad_a = all_gradients();
+  block.zero_grad();
+  run(x_b, r_b);
+  const auto grad_b = all_gradients();
+  run(x_a, r_a);
+  std::vector<double> expected(grad_a.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = grad_a[i] + grad_b[i];
+  const auto accumulated = all_gradients();
+  test::require_close("accumulated block gradients", accumulated.data(), expected.data(),
+                      expected.size(), test::tolerance<double>::nmse);
+}
+
+TEST_CASE("LlamaBlock in float agrees with double", "[train][llama_block]") {
+  Context<cpu> ctx(2);
+  const ModelConfig config = small_config(4, 2, RopeLayout::interleaved);
+  LlamaBlock<cpu, double> block_double(config);
+  LlamaBlock<cpu, float> block_float(config);
+  randomize_block(block_double, 72);
+  const auto gains_double = block_gains(block_double);
+  const auto gains_float = block_gains(block_float);
+  for (std::size_t i = 0; i < gains_double.size(); ++i)
+    for (index_t j = 0; j < gains_double[i]->size(); ++j)
+      gains_float[i]->view().data()[j] = static_cast<float>(gains_double[i]->view().data()[j]);
+  const auto matrices_double = block_matrices(block_double);
+  const auto matrices_float = block_matrices(block_float);
+  for (std::size_t i = 0; i < matrices_double.size(); ++i)
+    for (index_t j = 0; j < matrices_double[i]->size(); ++j)
+      matrices_float[i]->view().data()[j] = static_cast<float>(matrices_double[i]->view().data()[j]);
+  block_double.enable_grad();
+  block_float.enable_grad();
+
+  const auto x = test::random_tensor<double, 3>({2, 5, 10}, 81);
+  const auto r = test::random_tensor<double, 3>({2, 5, 10}, 82);
+  Tensor<double, 3> stream_double(x.shape());
+  Tensor<float, 3> stream_float(x.shape());
+  for (index_t i = 0; i < x.size(); ++i) {
+    stream_double.data()[i] = x.data()[i];
+    stream_float.data()[i] = static_cast<float>(x.data()[i]);
+  }
+  LlamaBlock<cpu, double>::Activations activations_double;
+  LlamaBlock<cpu, float>::Activations activations_float;
+  block_double.forward(ctx, stream_double.view(), activations_double);
+  block_float.forward(ctx, stream_float.view(), activations_float);
+  test::require_close("block forward float vs double", stream_float.data(), stream_double.data(),
+                      static_cast<std::size_t>(x.size()), test::tolerance<float>::nmse);
+  for (index_t i = 0; i < x.size(); ++i) {
+    stream_double.data()[i] = r.data()[i];
+    stream_float.data()[i] = static_cast<float>(r.data()[i]);
+  }
+  block_double.backward(ctx, activations_double, stream_double.view());
+  block_float.backward(ctx, activations_float, stream_float.view());
+  // Loose: float rounding compounds through a dozen products and two softmax backwards.
+  constexpr double float_gradient_nmse = 1e-9;
+  test::require_close("block d_x float vs double", stream_float.data(), stream_double.data(),
+                      static_cast<std::size_t>(x.size()), float_gradient_nmse);
+  for (std::size_t i = 0; i < matrices_double.size(); ++i) {
+    INFO("parameter " << matrices_double[i]->name());
+    test::require_close("block gradient float vs double", matrices_float[i]->grad().data(),
+                        matrices_double[i]->grad().data(),
+                        static_cast<std::size_t>(matrices_double[i]->size()), float_gradient_nmse);
+  }
+  for (std::size_t i = 0; i < gains_double.size(); ++i)
+    test::require_close("block gain gradient float vs double", gains_float[i]->grad().data(),
+                        gains_double[i]->grad().data(),
+                        static_cast<std::size_t>(gains_double[i]->size()), float_gradient_nmse);
+}
+
+TEST_CASE("LlamaBlock backward checks every gradient before changing any", "[train][llama_block][errors]") {
+  Context<cpu> ctx(1);
+  const ModelConfig config = small_config(4, 2, RopeLayout::interleaved);
+  LlamaBlock<cpu, double> block(config);
+  randomize_block(block, 83);
+  // The feed-forward (whose backward runs first) and the norms can train, the attention cannot.
+  block.attention_norm().enable_grad();
+  block.ffn_norm().enable_grad();
+  block.feed_forward().enable_grad();
+  const auto x = test::random_tensor<double, 3>({1, 3, 10}, 84);
+  Tensor<double, 3> grad(x.shape());
+  std::copy_n(x.data(), x.size(), grad.data());
+  LlamaBlock<cpu, double>::Activations activations;
+  CHECK_THROWS_WITH(block.backward(ctx, activations, grad.view()), Contains("no training forward"));
+  block.forward(ctx, grad.view(), activations);
+  const auto grad_before = copy_of(grad.view());
+  CHECK_THROWS_AS(block.backward(ctx, activations, grad.view()), config_error);
+  CHECK_THROWS_WITH(block.backward(ctx, activations, grad.view()),
+                    Contains("attention.wq has no gradient"));
+  CHECK(unchanged(grad.view(), grad_before));
+  CHECK(std::all_of(block.feed_forward().w2().grad().data(),
+                    block.feed_forward().w2().grad().data() + block.feed_forward().w2().size(),
+                    [](double value) { return value == 0.0; }));
+  Tensor<double, 3> wrong({1, 2, 10});
+  block.attention().enable_grad();
+  CHECK_THROWS_WITH(block.backward(ctx, activations, wrong.view()),
+                    Contains("grad has shape [1, 2, 10], the training forward saved [1, 3, 10]"));
+}
