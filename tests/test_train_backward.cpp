@@ -9,6 +9,9 @@
 // and the rounding error ~1e-16·|L|/h ≈ 1e-11, so a correct gradient passes
 //   NMSE ≤ 1e-12 (1e-6 relative RMS)  and  max |analytic − numeric| ≤ 1e-6 · max |numeric|
 // with a wide margin, and a wrong term (a missing factor, a wrong sign, a transposed index) does not.
+// The finite differences run the forward thousands of times, on one thread (`serial`): a second
+// thread adds nothing to what they check, and on a loaded machine each parallel region may wait
+// for a time slice. The gradients under test run on the test's own context, often two threads.
 #include "support/helpers.hpp"
 #include "support/tolerance.hpp"
 
@@ -98,13 +101,14 @@ bool unchanged(const TensorView<T, Rank>& view, const std::vector<double>& expec
 TEST_CASE("Linear backward matches finite differences", "[train][linear]") {
   const int threads = GENERATE(1, 2);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   Linear<cpu, double> linear(10, 7);
   test::randomize(linear.weight(), 1, 0.5);
   auto x = test::random_tensor<double, 3>({2, 3, 10}, 2);
   const auto r = test::random_tensor<double, 3>({2, 3, 7}, 3);
   Tensor<double, 3> out({2, 3, 7});
   const auto loss = [&] {
-    linear.forward(ctx, x.cview(), out.view());
+    linear.forward(serial, x.cview(), out.view());
     return weighted_sum(out.cview(), r);
   };
 
@@ -212,6 +216,7 @@ TEST_CASE("Linear backward refuses misuse and changes nothing", "[train][linear]
 TEST_CASE("Embedding backward scatter-adds rows and matches finite differences",
           "[train][embedding]") {
   Context<cpu> ctx(2);
+  Context<cpu> serial(1);  // for the finite differences
   Embedding<cpu, double> embedding(5, 6);
   test::randomize(embedding.weight(), 13, 1.0);
   // Id 1 three times, id 2 never: repeated rows add up, an unused row stays zero.
@@ -220,7 +225,7 @@ TEST_CASE("Embedding backward scatter-adds rows and matches finite differences",
   const auto r = test::random_tensor<double, 3>({2, 3, 6}, 14);
   Tensor<double, 3> out({2, 3, 6});
   const auto loss = [&] {
-    embedding.forward(ctx, tokens, out.view());
+    embedding.forward(serial, tokens, out.view());
     return weighted_sum(out.cview(), r);
   };
 
@@ -263,6 +268,7 @@ TEST_CASE("embedding_backward refuses an id outside the table before writing",
 TEST_CASE("RMSNorm backward matches finite differences", "[train][rms_norm]") {
   const int threads = GENERATE(1, 2);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   RMSNorm<cpu, double> norm(10, 1e-5);
   test::randomize(norm.weight(), 16, 0.3, 1.0);
   // An offset makes the rows' scale matter (the r³ term is not small).
@@ -270,7 +276,7 @@ TEST_CASE("RMSNorm backward matches finite differences", "[train][rms_norm]") {
   const auto r = test::random_tensor<double, 3>({2, 3, 10}, 18);
   Tensor<double, 3> out(x.shape());
   const auto loss = [&] {
-    norm.forward(ctx, x.cview(), out.view());
+    norm.forward(serial, x.cview(), out.view());
     return weighted_sum(out.cview(), r);
   };
 
@@ -344,6 +350,7 @@ TEST_CASE("RotaryEmbedding backward matches finite differences in both layouts",
   const index_t start_pos = GENERATE(0, 2);
   CAPTURE(to_string(layout), start_pos);
   Context<cpu> ctx(2);
+  Context<cpu> serial(1);  // for the finite differences
   // head_dim 6: three pairs, so the half_split pairs (j, j + 3) differ from the interleaved ones.
   RotaryEmbedding<cpu, double> rope(6, 8, 10000.0, layout, RopeScaling::llama3(8, 1, 4, 4));
   auto x = test::random_tensor<double, 4>({2, 3, 3, 6}, 23);
@@ -351,7 +358,7 @@ TEST_CASE("RotaryEmbedding backward matches finite differences in both layouts",
   Tensor<double, 4> rotated(x.shape());
   const auto loss = [&] {
     std::copy_n(x.data(), x.size(), rotated.data());
-    rope.apply(ctx, rotated.view(), start_pos);
+    rope.apply(serial, rotated.view(), start_pos);
     return weighted_sum(rotated.cview(), r);
   };
   Tensor<double, 4> grad(x.shape());
@@ -384,6 +391,7 @@ TEST_CASE("RotaryEmbedding backward refuses positions past its tables", "[train]
 
 TEST_CASE("swiglu_activation_backward matches finite differences", "[train][swiglu]") {
   Context<cpu> ctx(2);
+  Context<cpu> serial(1);  // for the finite differences
   // Gates up to ±6 reach both tails of the sigmoid.
   auto gate = test::random_tensor<double, 2>({3, 7}, 26, 3.0);
   auto up = test::random_tensor<double, 2>({3, 7}, 27);
@@ -391,7 +399,7 @@ TEST_CASE("swiglu_activation_backward matches finite differences", "[train][swig
   Tensor<double, 2> hidden(gate.shape());
   const auto loss = [&] {
     std::copy_n(gate.data(), gate.size(), hidden.data());
-    swiglu_activation<double>(ctx, hidden.view(), up.cview());
+    swiglu_activation<double>(serial, hidden.view(), up.cview());
     return weighted_sum(hidden.cview(), r);
   };
   Tensor<double, 2> d_gate(gate.shape()), d_up(gate.shape());
@@ -404,6 +412,7 @@ TEST_CASE("swiglu_activation_backward matches finite differences", "[train][swig
 TEST_CASE("SwiGLUFeedForward backward matches finite differences", "[train][swiglu]") {
   const int threads = GENERATE(1, 2);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   SwiGLUFeedForward<cpu, double> ffn(6, 14);
   test::randomize(ffn.w1(), 29, 0.5);
   test::randomize(ffn.w2(), 30, 0.3);
@@ -412,7 +421,7 @@ TEST_CASE("SwiGLUFeedForward backward matches finite differences", "[train][swig
   const auto r = test::random_tensor<double, 3>({2, 3, 6}, 33);
   Tensor<double, 3> out(x.shape());
   const auto loss = [&] {
-    ffn.forward(ctx, x.cview(), out.view());
+    ffn.forward(serial, x.cview(), out.view());
     return weighted_sum(out.cview(), r);
   };
 
@@ -476,6 +485,7 @@ TEST_CASE("cross_entropy matches its definition and its backward matches finite 
           "[train][cross_entropy]") {
   const int threads = GENERATE(1, 2);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   auto logits = test::random_tensor<double, 2>({6, 7}, 37, 2.0);
   const std::vector<std::int32_t> targets{3, 0, 6, 3, 1, 5};
   const TensorView<const std::int32_t, 1> target_view(targets.data(), {6});
@@ -486,7 +496,7 @@ TEST_CASE("cross_entropy matches its definition and its backward matches finite 
   CHECK(cross_entropy_backward<double>(ctx, logits.cview(), target_view, d_logits.view()) == loss);
   require_gradient("cross_entropy d_logits", d_logits.view(),
                    numeric_gradient(logits.data(), logits.size(), [&] {
-                     return cross_entropy<double>(ctx, logits.cview(), target_view);
+                     return cross_entropy<double>(serial, logits.cview(), target_view);
                    }));
 
   // In place gives the same gradient.
@@ -578,6 +588,7 @@ TEST_CASE("GroupedQueryAttention backward matches finite differences for MHA, GQ
   const int threads = GENERATE(1, 2);
   CAPTURE(n_heads, n_kv_heads, to_string(layout), threads);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   const ModelConfig config = small_config(n_heads, n_kv_heads, layout);
   GroupedQueryAttention<cpu, double> attention(config);
   randomize_attention(attention, 41);
@@ -587,7 +598,7 @@ TEST_CASE("GroupedQueryAttention backward matches finite differences for MHA, GQ
   Tensor<double, 3> out(x.shape());
   const auto loss = [&] {
     cache.reset();
-    attention.forward(ctx, x.cview(), cache, 0, out.view());
+    attention.forward(serial, x.cview(), cache, 0, out.view());
     return weighted_sum(out.cview(), r);
   };
 
@@ -658,6 +669,7 @@ std::vector<Parameter<T, 2, cpu>*> block_matrices(LlamaBlock<cpu, T>& block) {
 TEST_CASE("LlamaBlock backward matches finite differences", "[train][llama_block]") {
   const int threads = GENERATE(1, 2);
   Context<cpu> ctx(threads);
+  Context<cpu> serial(1);  // for the finite differences
   const ModelConfig config = small_config(4, 2, RopeLayout::half_split);
   LlamaBlock<cpu, double> block(config);
   randomize_block(block, 48);
@@ -668,7 +680,7 @@ TEST_CASE("LlamaBlock backward matches finite differences", "[train][llama_block
   const auto loss = [&] {
     cache.reset();
     std::copy_n(x.data(), x.size(), stream.data());
-    block.forward(ctx, stream.view(), cache, 0);
+    block.forward(serial, stream.view(), cache, 0);
     return weighted_sum(stream.cview(), r);
   };
 
