@@ -11,6 +11,7 @@
 
 #include "llamablocks/backends/cpu/attention.hpp"
 #include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/backends/cpu/cross_entropy.hpp"
 #include "llamablocks/backends/cpu/elementwise.hpp"
 #include "llamablocks/backends/cpu/embedding.hpp"
 #include "llamablocks/backends/cpu/grouped_query_attention.hpp"

@@ -15,6 +15,7 @@
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/weight_type.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -91,6 +92,30 @@ class Parameter {
   /// A shared handle on the packed bytes, to hold the same weights in another parameter.
   std::shared_ptr<const void> packed_owner() const { return packed_ ? packed_->owner : nullptr; }
 
+  /// Allocates the gradient (zero-filled, the weight's shape) unless it is already there.
+  void enable_grad() {
+    if (!has_grad()) grad_ = Tensor<T, Rank, Backend>(shape());
+  }
+  /// Whether enable_grad() has allocated the gradient.
+  bool has_grad() const { return grad_.data() != nullptr; }
+  /// dLoss/dweight accumulated by backward passes; throws config_error unless enable_grad() ran.
+  TensorView<T, Rank> grad() {
+    expect_grad();
+    return grad_.view();
+  }
+  TensorView<const T, Rank> grad() const {
+    expect_grad();
+    return grad_.cview();
+  }
+  /// Sets the gradient to zero (the start of an accumulation); throws like grad().
+  void zero_grad() {
+    expect_grad();
+    if constexpr (backend_traits<Backend>::host_accessible)
+      std::fill_n(grad_.data(), static_cast<std::size_t>(grad_.size()), T(0));
+    else
+      grad_ = Tensor<T, Rank, Backend>(shape());
+  }
+
   /// A tensor sharing this parameter's storage, to be assign()ed to another parameter (tying).
   Tensor<T, Rank, Backend> share() const {
     expect_unpacked();
@@ -109,9 +134,15 @@ class Parameter {
                                         " weights; read them through packed(), not view()"));
   }
 
+  void expect_grad() const {
+    if (!has_grad())
+      throw config_error(detail::concat(name_, " has no gradient; call enable_grad() before training"));
+  }
+
   std::string name_;
   Tensor<T, Rank, Backend> tensor_;
   std::optional<Packed> packed_;
+  Tensor<T, Rank, Backend> grad_;  // empty until enable_grad()
 };
 
 }  // namespace llamablocks

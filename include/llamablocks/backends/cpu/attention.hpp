@@ -8,6 +8,12 @@
 // of all heads of its group for its tokens into one matrix, so each K and V block is read once per
 // group (not once per query head) and the scores come from one GEMM: S = Q Kᵀ, then a row-wise
 // stable softmax (max subtracted) with the causal mask, then O = P V.
+//
+// Training (causal_self_attention and its backward): whole sequences from position 0, k and v
+// taken from the projections rather than a cache, one task per (sequence, kv head). The backward
+// recomputes P from q and k instead of keeping [tokens, tokens] per head:
+//   dV_g += Pᵀ dO_h    dP = dO_h V_gᵀ    dS = P ⊙ (dP − rowsum(dO_h ⊙ O_h))
+//   dQ_h  = dS K_g / sqrt(head_dim)      dK_g += dSᵀ Q_h / sqrt(head_dim)
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
@@ -115,6 +121,153 @@ void causal_attention(const Context<cpu>& ctx, const TensorView<const T, 4>& q,
     for (index_t i = 0; i < tile_count; ++i)
       detail::strided_matrix(&out(b, first_token + i, kv_head * group, 0), group, head_dim,
                              head_dim) = stacked_out.middleRows(i * group, group);
+  });
+}
+
+namespace detail {
+
+/// P = softmax(Q Kᵀ · scale + causal mask) for one (sequence, head) from position 0: row t sees
+/// keys 0 .. t and is zero beyond. q_head: [tokens, head_dim], k_head: [tokens, head_dim] (strided
+/// maps), probabilities: [tokens, tokens].
+template <class T, class QueryMap, class KeyMap, class ProbabilityMap>
+void causal_probabilities(const QueryMap& q_head, const KeyMap& k_head, T scale,
+                          ProbabilityMap& probabilities) {
+  const index_t tokens = q_head.rows();
+  probabilities.noalias() = q_head * k_head.transpose();
+  for (index_t r = 0; r < tokens; ++r) {
+    auto row = probabilities.row(r);
+    auto seen = row.head(r + 1).array();
+    seen *= scale;
+    const T row_max = seen.maxCoeff();
+    seen = (seen - row_max).exp();
+    seen /= seen.sum();
+    row.tail(tokens - r - 1).setZero();
+  }
+}
+
+template <class T>
+void check_self_attention(const char* where, const TensorView<const T, 4>& q,
+                          const TensorView<const T, 4>& k, const TensorView<const T, 4>& v) {
+  expect_shape(where, "q", q, q.shape());
+  const index_t n_kv_heads = k.shape(2);
+  require<shape_error>(n_kv_heads >= 1 && q.shape(2) % n_kv_heads == 0, where, ": n_heads (",
+                       q.shape(2), ") of q must be a multiple of n_kv_heads (", n_kv_heads,
+                       ") of k");
+  expect_shape(where, "k", k, {q.shape(0), q.shape(1), n_kv_heads, q.shape(3)});
+  expect_shape(where, "v", v, k.shape());
+}
+
+/// Scratch of the training attention: per thread, `blocks` [tokens, tokens] matrices.
+inline Shape<2> self_attention_scratch_shape(const Context<cpu>& ctx, index_t tokens, index_t blocks) {
+  return {ctx.num_threads(), blocks * tokens * tokens};
+}
+
+}  // namespace detail
+
+/// Causal self-attention over whole sequences from position 0, without a cache (training):
+///   out[b, :, h] = softmax( q[b, :, h] · k[b, :, g(h)]ᵀ / sqrt(head_dim) + causal mask ) · v[b, :, g(h)]
+/// q, out: [batch, tokens, n_heads, head_dim]   k, v: [batch, tokens, n_kv_heads, head_dim],
+/// g(h) = h / (n_heads / n_kv_heads). scratch grows to one [tokens, tokens] block per thread.
+template <class T>
+void causal_self_attention(const Context<cpu>& ctx, const TensorView<const T, 4>& q,
+                           const TensorView<const T, 4>& k, const TensorView<const T, 4>& v,
+                           const TensorView<T, 4>& out, Workspace<T, cpu>& scratch) {
+  detail::check_cpu_scalar<T>();
+  const char* where = "causal_self_attention";
+  detail::check_self_attention(where, q, k, v);
+  detail::expect_shape(where, "out", out, q.shape());
+  const index_t batch = q.shape(0);
+  const index_t tokens = q.shape(1);
+  const index_t n_heads = q.shape(2);
+  const index_t head_dim = q.shape(3);
+  const index_t n_kv_heads = k.shape(2);
+  if (tokens == 0) return;
+  const index_t group = n_heads / n_kv_heads;
+  const auto buffers =
+      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, tokens, 1));
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const index_t q_stride = n_heads * head_dim;
+  const index_t kv_stride = n_kv_heads * head_dim;
+
+  detail::parallel_for(ctx, batch * n_heads, [&](index_t task) {
+    const index_t head = task % n_heads;
+    const index_t b = task / n_heads;
+    const index_t kv_head = head / group;
+    auto probabilities = detail::strided_matrix(
+        buffers.data() + detail::thread_index() * buffers.shape(1), tokens, tokens, tokens);
+    const auto q_head = detail::strided_matrix(&q(b, 0, head, 0), tokens, head_dim, q_stride);
+    const auto k_head = detail::strided_matrix(&k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    const auto v_head = detail::strided_matrix(&v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    detail::causal_probabilities(q_head, k_head, scale, probabilities);
+    detail::strided_matrix(&out(b, 0, head, 0), tokens, head_dim, q_stride).noalias() =
+        probabilities * v_head;
+  });
+}
+
+/// Backward of causal_self_attention (see the formulas at the top), P recomputed from q and k.
+/// q, out, d_out, d_q: [batch, tokens, n_heads, head_dim]; k, v, d_k, d_v: [batch, tokens,
+/// n_kv_heads, head_dim]; d_q, d_k, d_v are written and must not overlap the inputs. scratch grows
+/// to two [tokens, tokens] blocks per thread.
+template <class T>
+void causal_self_attention_backward(const Context<cpu>& ctx, const TensorView<const T, 4>& q,
+                                    const TensorView<const T, 4>& k,
+                                    const TensorView<const T, 4>& v,
+                                    const TensorView<const T, 4>& out,
+                                    const TensorView<const T, 4>& d_out,
+                                    const TensorView<T, 4>& d_q, const TensorView<T, 4>& d_k,
+                                    const TensorView<T, 4>& d_v, Workspace<T, cpu>& scratch) {
+  detail::check_cpu_scalar<T>();
+  const char* where = "causal_self_attention_backward";
+  detail::check_self_attention(where, q, k, v);
+  detail::expect_shape(where, "out", out, q.shape());
+  detail::expect_shape(where, "d_out", d_out, q.shape());
+  detail::expect_shape(where, "d_q", d_q, q.shape());
+  detail::expect_shape(where, "d_k", d_k, k.shape());
+  detail::expect_shape(where, "d_v", d_v, k.shape());
+  const index_t batch = q.shape(0);
+  const index_t tokens = q.shape(1);
+  const index_t n_heads = q.shape(2);
+  const index_t head_dim = q.shape(3);
+  const index_t n_kv_heads = k.shape(2);
+  if (tokens == 0) return;
+  const index_t group = n_heads / n_kv_heads;
+  const auto buffers =
+      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, tokens, 2));
+  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const index_t q_stride = n_heads * head_dim;
+  const index_t kv_stride = n_kv_heads * head_dim;
+
+  // One task per (sequence, kv head): it alone writes d_k and d_v of that head, summing over the
+  // query heads of its group, so no two threads add into the same rows.
+  detail::parallel_for(ctx, batch * n_kv_heads, [&](index_t task) {
+    const index_t kv_head = task % n_kv_heads;
+    const index_t b = task / n_kv_heads;
+    T* buffer = buffers.data() + detail::thread_index() * buffers.shape(1);
+    auto probabilities = detail::strided_matrix(buffer, tokens, tokens, tokens);
+    auto d_scores = detail::strided_matrix(buffer + tokens * tokens, tokens, tokens, tokens);
+    const auto k_head = detail::strided_matrix(&k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    const auto v_head = detail::strided_matrix(&v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    auto d_k_head = detail::strided_matrix(&d_k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    auto d_v_head = detail::strided_matrix(&d_v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    d_k_head.setZero();
+    d_v_head.setZero();
+    for (index_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
+      const auto q_head = detail::strided_matrix(&q(b, 0, head, 0), tokens, head_dim, q_stride);
+      const auto out_head = detail::strided_matrix(&out(b, 0, head, 0), tokens, head_dim, q_stride);
+      const auto d_out_head =
+          detail::strided_matrix(&d_out(b, 0, head, 0), tokens, head_dim, q_stride);
+      auto d_q_head = detail::strided_matrix(&d_q(b, 0, head, 0), tokens, head_dim, q_stride);
+      detail::causal_probabilities(q_head, k_head, scale, probabilities);
+      d_v_head.noalias() += probabilities.transpose() * d_out_head;
+      d_scores.noalias() = d_out_head * v_head.transpose();
+      for (index_t r = 0; r < tokens; ++r) {
+        const T row_dot = d_out_head.row(r).dot(out_head.row(r));
+        d_scores.row(r).array() = probabilities.row(r).array() * (d_scores.row(r).array() - row_dot);
+      }
+      d_q_head.noalias() = d_scores * k_head;
+      d_q_head *= scale;
+      d_k_head.noalias() += (d_scores.transpose() * q_head) * scale;
+    }
   });
 }
 

@@ -1,5 +1,7 @@
 // Eigen views of llamablocks tensors and the projection kernel every module uses:
 //   y = x · Wᵀ       x: [rows, in_features]   W: [out_features, in_features]   y: [rows, out_features]
+// and its backward (training):
+//   d_x = d_y · W    [rows, in_features]        d_W += d_yᵀ · x    [out_features, in_features]
 //
 // Many rows (prefill) go to Eigen's blocked GEMM, threaded by Eigen over the context's threads.
 // Few rows (decode) are a matrix-vector product that Eigen does not thread, so the output features
@@ -77,6 +79,31 @@ void linear_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
     auto out_block = strided_matrix(out.data() + first, rows, count, out_features);
     out_block.noalias() = x_matrix * weight_block.transpose();
   });
+}
+
+/// d_weight += d_outᵀ · x, the weight gradient of y = x·Wᵀ, accumulated.
+/// x: [rows, in_features]  d_out: [rows, out_features]  d_weight: [out_features, in_features].
+/// Pre-condition: contiguous, matching shapes, d_weight disjoint from the inputs (checked by the
+/// calling module). Eigen's GEMM threads itself with the count the context set.
+template <class T>
+void linear_weight_grad_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
+                               const TensorView<const T, 2>& d_out, const TensorView<T, 2>& d_weight) {
+  (void)ctx;
+  as_matrix(d_weight).noalias() += as_matrix(d_out).transpose() * as_matrix(x);
+}
+
+/// d_x = d_out · W (accumulate: d_x += d_out · W), the input gradient of y = x·Wᵀ.
+/// d_out: [rows, out_features]  weight: [out_features, in_features]  d_x: [rows, in_features].
+/// Same pre-conditions as linear_weight_grad_kernel.
+template <class T>
+void linear_input_grad_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& d_out,
+                              const TensorView<const T, 2>& weight, const TensorView<T, 2>& d_x,
+                              bool accumulate) {
+  (void)ctx;
+  if (accumulate)
+    as_matrix(d_x).noalias() += as_matrix(d_out) * as_matrix(weight);
+  else
+    as_matrix(d_x).noalias() = as_matrix(d_out) * as_matrix(weight);
 }
 
 }  // namespace detail

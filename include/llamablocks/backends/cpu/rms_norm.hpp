@@ -1,14 +1,17 @@
 // RMSNorm on the cpu backend: one row of [batch·tokens, dim] per task,
 //   out = x · (1 / sqrt(Σx²/dim + eps)) · γ
 // The sum of squares is accumulated in double, so the result does not depend on the row length.
+// Training: the forward with Activations keeps x; rms_norm_backward recomputes 1/rms from it.
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/core/norm_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
+#include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/modules/rms_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace llamablocks {
@@ -29,6 +32,49 @@ void rms_norm(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
     const double sum_of_squares = x_rows.row(row).template cast<double>().squaredNorm();
     const T inv_rms = static_cast<T>(1.0 / std::sqrt(sum_of_squares / static_cast<double>(dim) + norm_eps));
     out_rows.row(row).array() = x_rows.row(row).array() * inv_rms * gain;
+  });
+}
+
+/// Backward of out = x · r · γ, r = 1 / sqrt(mean(x²) + eps), row by row, with g = d_out ⊙ γ:
+///   d_x       = r · g − r³ · x · (Σⱼ gⱼ xⱼ) / dim          (written)
+///   d_weight += Σ_rows d_out ⊙ x · r                        (accumulated)
+/// x, d_out, d_x: [rows, dim]; weight, d_weight: [dim]. d_x may be d_out itself.
+template <class T>
+void rms_norm_backward(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
+                       const TensorView<const T, 1>& weight, double norm_eps,
+                       const TensorView<const T, 2>& d_out, const TensorView<T, 2>& d_x,
+                       const TensorView<T, 1>& d_weight) {
+  detail::check_cpu_scalar<T>();
+  const char* where = "rms_norm_backward";
+  const index_t dim = x.shape(1);
+  detail::expect_shape(where, "x", x, x.shape());
+  detail::expect_shape(where, "weight", weight, {dim});
+  detail::expect_shape(where, "d_out", d_out, x.shape());
+  detail::expect_shape(where, "d_x", d_x, x.shape());
+  detail::expect_shape(where, "d_weight", d_weight, {dim});
+  const auto x_rows = detail::as_matrix(x);
+  const auto d_out_rows = detail::as_matrix(d_out);
+  auto d_x_rows = detail::as_matrix(d_x);
+  const auto gain = Eigen::Map<const Eigen::Array<T, 1, Eigen::Dynamic>>(weight.data(), dim);
+  auto d_gain = Eigen::Map<Eigen::Array<T, 1, Eigen::Dynamic>>(d_weight.data(), dim);
+  const auto inv_rms_of = [&](index_t row) {
+    const double sum_of_squares = x_rows.row(row).template cast<double>().squaredNorm();
+    return 1.0 / std::sqrt(sum_of_squares / static_cast<double>(dim) + norm_eps);
+  };
+  // d_weight first and serially: every row adds to all of it, and d_x may overwrite d_out.
+  for (index_t row = 0; row < x.shape(0); ++row)
+    d_gain += d_out_rows.row(row).array() * x_rows.row(row).array() * static_cast<T>(inv_rms_of(row));
+  detail::parallel_for(ctx, x.shape(0), [&](index_t row) {
+    const double inv_rms = inv_rms_of(row);
+    const double g_dot_x = (d_out_rows.row(row).array().template cast<double>() *
+                            gain.template cast<double>() *
+                            x_rows.row(row).array().template cast<double>())
+                               .sum();
+    const T g_scale = static_cast<T>(inv_rms);
+    const T x_scale =
+        static_cast<T>(inv_rms * inv_rms * inv_rms * g_dot_x / static_cast<double>(dim));
+    d_x_rows.row(row).array() =
+        d_out_rows.row(row).array() * gain * g_scale - x_rows.row(row).array() * x_scale;
   });
 }
 
@@ -54,6 +100,46 @@ class RMSNorm<cpu, T> {
     const index_t rows = x.shape(0) * x.shape(1);
     rms_norm<T>(ctx, reshape<2>(x, {rows, dim_}), weight_.view(), norm_eps_,
                 reshape<2>(out, {rows, dim_}));
+  }
+
+  /// What the training forward keeps for backward, owned by the caller (one per call site).
+  struct Activations {
+    detail::SavedTensor<T, 3, cpu> x;  // [batch, tokens, dim]
+  };
+
+  /// Allocates weight().grad() (training only).
+  void enable_grad() { weight_.enable_grad(); }
+  void zero_grad() { weight_.zero_grad(); }
+
+  /// Training forward: the same output as forward() (out may be x), and x kept in `activations`.
+  void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
+               const TensorView<T, 3>& out, Activations& activations) const {
+    detail::check_norm_io("RMSNorm::forward", dim_, x, out);
+    const auto saved_x = activations.x.prepare(x.shape());
+    std::copy_n(x.data(), x.size(), saved_x.data());
+    forward(ctx, x, out);
+  }
+
+  /// d_out, d_x: [batch, tokens, dim]; d_x is written (it may be d_out itself) and
+  /// weight().grad() accumulated, as rms_norm_backward says. Needs enable_grad() and a training
+  /// forward into `activations`; throws before writing anything otherwise.
+  void backward(const Context<cpu>& ctx, const Activations& activations,
+                const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
+    const char* where = "RMSNorm::backward";
+    detail::expect_saved(where, activations.x);
+    const Shape<3> x_shape = activations.x.shape();
+    detail::require<shape_error>(x_shape[2] == dim_, where, ": activations hold x of shape ",
+                                 detail::format_shape(x_shape), ", not from an RMSNorm with dim = ",
+                                 dim_);
+    detail::expect_shape(where, "d_out", d_out, x_shape);
+    detail::expect_shape(where, "d_x", d_x, x_shape);
+    if (static_cast<const void*>(d_x.data()) != static_cast<const void*>(d_out.data()))
+      detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+    const TensorView<T, 1> d_weight = weight_.grad();
+    const index_t rows = x_shape[0] * x_shape[1];
+    rms_norm_backward<T>(ctx, reshape<2>(activations.x.view(), {rows, dim_}), weight_.view(),
+                         norm_eps_, reshape<2>(d_out, {rows, dim_}), reshape<2>(d_x, {rows, dim_}),
+                         d_weight);
   }
 
  private:

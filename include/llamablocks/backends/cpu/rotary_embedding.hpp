@@ -1,6 +1,8 @@
 // RotaryEmbedding on the cpu backend. cos/sin tables [max_seq_len, head_dim/2] are computed once in
 // double from the (scaled) frequencies; the elementwise formulation reads them, the two reference
 // formulations recompute the angles in double.
+// Training: RoPE is linear and has no parameters, so backward needs only the positions: R_m is
+// orthogonal and the gradient is rotated by −m·θ_j (backward). Nothing is saved.
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
@@ -56,12 +58,7 @@ class RotaryEmbedding<cpu, T> {
   template <class Formulation = rope::elementwise>
   void apply(const Context<cpu>& ctx, const TensorView<T, 4>& x, index_t start_pos,
              Formulation = {}) const {
-    const char* where = "RotaryEmbedding::apply";
-    detail::require<shape_error>(x.shape(3) == head_dim_, where, ": x has shape ",
-                                 detail::format_shape(x.shape()),
-                                 ", its last dimension must be head_dim = ", head_dim_);
-    detail::expect_shape(where, "x", x, x.shape());
-    detail::expect_positions(where, start_pos, x.shape(1), max_seq_len());
+    check_rows("RotaryEmbedding::apply", "x", x, start_pos);
     const index_t tokens = x.shape(1);
     const index_t heads = x.shape(2);
     detail::parallel_for(ctx, x.shape(0) * tokens, [&](index_t row) {
@@ -71,7 +68,45 @@ class RotaryEmbedding<cpu, T> {
     });
   }
 
+  /// Backward of apply(): d_x = R_mᵀ · d_out, the rotation of every pair by −m·θ_j (same layout).
+  /// grad: [batch, tokens, heads, head_dim] holds d_out and is overwritten by d_x; token t is at
+  /// position start_pos + t, as in the forward.
+  void backward(const Context<cpu>& ctx, const TensorView<T, 4>& grad, index_t start_pos) const {
+    check_rows("RotaryEmbedding::backward", "grad", grad, start_pos);
+    const index_t tokens = grad.shape(1);
+    const index_t heads = grad.shape(2);
+    detail::parallel_for(ctx, grad.shape(0) * tokens, [&](index_t row) {
+      const index_t position = start_pos + row % tokens;
+      unrotate_row(grad.data() + row * heads * head_dim_, heads, position);
+    });
+  }
+
  private:
+  void check_rows(const char* where, const char* name, const TensorView<T, 4>& x,
+                  index_t start_pos) const {
+    detail::require<shape_error>(x.shape(3) == head_dim_, where, ": ", name, " has shape ",
+                                 detail::format_shape(x.shape()),
+                                 ", its last dimension must be head_dim = ", head_dim_);
+    detail::expect_shape(where, name, x, x.shape());
+    detail::expect_positions(where, start_pos, x.shape(1), max_seq_len());
+  }
+
+  // row: [heads, head_dim] of one token; the transpose of rotate_row(..., rope::elementwise).
+  void unrotate_row(T* row, index_t heads, index_t position) const {
+    const T* cos_row = cos_.data() + position * (head_dim_ / 2);
+    const T* sin_row = sin_.data() + position * (head_dim_ / 2);
+    for (index_t h = 0; h < heads; ++h) {
+      T* head = row + h * head_dim_;
+      for (index_t j = 0; j < head_dim_ / 2; ++j) {
+        const auto pair = detail::rope_pair(layout_, j, head_dim_);
+        const T a = head[pair.first];
+        const T b = head[pair.second];
+        head[pair.first] = a * cos_row[j] + b * sin_row[j];
+        head[pair.second] = b * cos_row[j] - a * sin_row[j];
+      }
+    }
+  }
+
   static void check(index_t head_dim, index_t max_seq_len, double rope_theta,
                     const RopeScaling& scaling) {
     const char* module = "RotaryEmbedding";

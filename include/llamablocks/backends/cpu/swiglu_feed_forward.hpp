@@ -1,6 +1,10 @@
 // SwiGLUFeedForward on the cpu backend:
 //   gate = x W1ᵀ, up = x W3ᵀ  [rows, ffn_hidden_dim];  hidden = silu(gate) ⊙ up;  out = hidden W2ᵀ
 // gate and up live in grow-only workspaces; hidden overwrites gate.
+// Training: the forward with Activations keeps x, gate and up (hidden is recomputed from them);
+// backward, with d_hidden = d_out W2:
+//   d_W2 += d_outᵀ hidden    d_gate, d_up = swiglu_activation_backward(gate, up, d_hidden)
+//   d_W1 += d_gateᵀ x        d_W3 += d_upᵀ x        d_x = d_gate W1 + d_up W3
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
@@ -9,8 +13,12 @@
 #include "llamablocks/core/config.hpp"
 #include "llamablocks/core/math.hpp"
 #include "llamablocks/core/parameter.hpp"
+#include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/core/workspace.hpp"
 #include "llamablocks/modules/swiglu_feed_forward.hpp"
+
+#include <algorithm>
+#include <cmath>
 
 namespace llamablocks {
 
@@ -27,6 +35,41 @@ void swiglu_activation(const Context<cpu>& ctx, const TensorView<T, 2>& gate,
     const auto u = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(up.data() + row * width, width);
     // silu(g) = g / (1 + e^{-g}), vectorized by Eigen; see detail::silu for the scalar form.
     g = g / (T(1) + (-g).exp()) * u;
+  });
+}
+
+/// Backward of hidden = silu(gate) ⊙ up, with σ = 1 / (1 + e^{−gate}):
+///   d_up   = d_hidden ⊙ silu(gate)
+///   d_gate = d_hidden ⊙ up ⊙ silu′(gate),    silu′(g) = σ(g) · (1 + g · (1 − σ(g)))
+/// gate, up, d_hidden, d_gate, d_up: contiguous [rows, width]; d_gate and d_up are written and
+/// overlap neither the inputs nor each other.
+template <class T>
+void swiglu_activation_backward(const Context<cpu>& ctx, const TensorView<const T, 2>& gate,
+                                const TensorView<const T, 2>& up,
+                                const TensorView<const T, 2>& d_hidden,
+                                const TensorView<T, 2>& d_gate, const TensorView<T, 2>& d_up) {
+  detail::check_cpu_scalar<T>();
+  const char* where = "swiglu_activation_backward";
+  detail::expect_shape(where, "gate", gate, gate.shape());
+  detail::expect_shape(where, "up", up, gate.shape());
+  detail::expect_shape(where, "d_hidden", d_hidden, gate.shape());
+  detail::expect_shape(where, "d_gate", d_gate, gate.shape());
+  detail::expect_shape(where, "d_up", d_up, gate.shape());
+  detail::expect_disjoint(where, "d_gate", d_gate, "d_up", d_up);
+  for (const auto* written : {&d_gate, &d_up}) {
+    detail::expect_disjoint(where, "gate", gate, "an output", *written);
+    detail::expect_disjoint(where, "up", up, "an output", *written);
+    detail::expect_disjoint(where, "d_hidden", d_hidden, "an output", *written);
+  }
+  const index_t width = gate.shape(1);
+  detail::parallel_for(ctx, gate.shape(0), [&](index_t row) {
+    const index_t first = row * width;
+    for (index_t j = first; j < first + width; ++j) {
+      const T g = gate.data()[j];
+      const T sigmoid = T(1) / (T(1) + std::exp(-g));
+      d_up.data()[j] = d_hidden.data()[j] * g * sigmoid;
+      d_gate.data()[j] = d_hidden.data()[j] * up.data()[j] * sigmoid * (T(1) + g * (T(1) - sigmoid));
+    }
   });
 }
 
@@ -57,10 +100,7 @@ class SwiGLUFeedForward<cpu, T> {
   /// x, out: [batch, tokens, dim]; out must not overlap x.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out) {
-    const char* where = "SwiGLUFeedForward::forward";
-    detail::expect_shape(where, "x", x, {x.shape(0), x.shape(1), dim()});
-    detail::expect_shape(where, "out", out, x.shape());
-    detail::expect_disjoint(where, "x", x, "out", out);
+    check_forward("SwiGLUFeedForward::forward", x, out);
     const index_t rows = x.shape(0) * x.shape(1);
     const auto x_rows = reshape<2>(x, {rows, dim()});
     const auto gate = gate_.template get<2>({rows, ffn_hidden_dim()});
@@ -71,7 +111,96 @@ class SwiGLUFeedForward<cpu, T> {
     detail::project<T>(ctx, gate, w2_, reshape<2>(out, {rows, dim()}), packed_scratch_);
   }
 
+  /// What the training forward keeps for backward, owned by the caller (one per call site).
+  struct Activations {
+    detail::SavedTensor<T, 3, cpu> x;     // [batch, tokens, dim]
+    detail::SavedTensor<T, 2, cpu> gate;  // x W1ᵀ before the activation [batch·tokens, ffn_hidden_dim]
+    detail::SavedTensor<T, 2, cpu> up;    // x W3ᵀ                        [batch·tokens, ffn_hidden_dim]
+  };
+
+  /// Allocates the gradients of w1, w2, w3 (training only).
+  void enable_grad() {
+    w1_.enable_grad();
+    w2_.enable_grad();
+    w3_.enable_grad();
+  }
+  void zero_grad() {
+    w1_.zero_grad();
+    w2_.zero_grad();
+    w3_.zero_grad();
+  }
+
+  /// Training forward: the same output as forward(), and x, gate, up kept in `activations`.
+  void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
+               const TensorView<T, 3>& out, Activations& activations) {
+    check_forward("SwiGLUFeedForward::forward", x, out);
+    const index_t rows = x.shape(0) * x.shape(1);
+    const auto x_rows = reshape<2>(x, {rows, dim()});
+    const auto saved_x = activations.x.prepare(x.shape());
+    std::copy_n(x.data(), x.size(), saved_x.data());
+    const auto gate = activations.gate.prepare({rows, ffn_hidden_dim()});
+    const auto up = activations.up.prepare({rows, ffn_hidden_dim()});
+    detail::project<T>(ctx, x_rows, w1_, gate, packed_scratch_);
+    detail::project<T>(ctx, x_rows, w3_, up, packed_scratch_);
+    const auto hidden = gate_.template get<2>({rows, ffn_hidden_dim()});
+    std::copy_n(gate.data(), gate.size(), hidden.data());
+    swiglu_activation<T>(ctx, hidden, up);
+    detail::project<T>(ctx, hidden, w2_, reshape<2>(out, {rows, dim()}), packed_scratch_);
+  }
+
+  /// d_out, d_x: [batch, tokens, dim], disjoint; d_x is written and the gradients of w1, w2, w3
+  /// accumulated. Needs enable_grad() and a training forward into `activations`; throws before
+  /// writing anything otherwise.
+  void backward(const Context<cpu>& ctx, const Activations& activations,
+                const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
+    const char* where = "SwiGLUFeedForward::backward";
+    detail::expect_saved(where, activations.x);
+    const Shape<3> x_shape = activations.x.shape();
+    const index_t rows = x_shape[0] * x_shape[1];
+    detail::require<shape_error>(
+        x_shape[2] == dim() && activations.gate.shape() == Shape<2>{rows, ffn_hidden_dim()},
+        where, ": activations hold x of shape ", detail::format_shape(x_shape), " and gate of shape ",
+        detail::format_shape(activations.gate.shape()), ", not from a SwiGLUFeedForward with dim = ",
+        dim(), ", ffn_hidden_dim = ", ffn_hidden_dim());
+    detail::expect_shape(where, "d_out", d_out, x_shape);
+    detail::expect_shape(where, "d_x", d_x, x_shape);
+    detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+    const TensorView<const T, 2> w1 = w1_.view();
+    const TensorView<const T, 2> w2 = w2_.view();
+    const TensorView<const T, 2> w3 = w3_.view();
+    const TensorView<T, 2> d_w1 = w1_.grad();
+    const TensorView<T, 2> d_w2 = w2_.grad();
+    const TensorView<T, 2> d_w3 = w3_.grad();
+
+    const Shape<2> hidden_shape{rows, ffn_hidden_dim()};
+    const auto x_rows = reshape<2>(activations.x.view(), {rows, dim()});
+    const auto d_out_rows = reshape<2>(d_out, {rows, dim()});
+    const auto d_x_rows = reshape<2>(d_x, {rows, dim()});
+    const auto hidden = gate_.template get<2>(hidden_shape);
+    const auto d_hidden = d_hidden_.template get<2>(hidden_shape);
+    const auto d_gate = d_gate_.template get<2>(hidden_shape);
+    const auto d_up = d_up_.template get<2>(hidden_shape);
+
+    std::copy_n(activations.gate.view().data(), hidden.size(), hidden.data());
+    swiglu_activation<T>(ctx, hidden, activations.up.view());
+    detail::linear_weight_grad_kernel<T>(ctx, hidden, d_out_rows, d_w2);
+    detail::linear_input_grad_kernel<T>(ctx, d_out_rows, w2, d_hidden, false);
+    swiglu_activation_backward<T>(ctx, activations.gate.view(), activations.up.view(), d_hidden,
+                                  d_gate, d_up);
+    detail::linear_weight_grad_kernel<T>(ctx, x_rows, d_gate, d_w1);
+    detail::linear_weight_grad_kernel<T>(ctx, x_rows, d_up, d_w3);
+    detail::linear_input_grad_kernel<T>(ctx, d_gate, w1, d_x_rows, false);
+    detail::linear_input_grad_kernel<T>(ctx, d_up, w3, d_x_rows, true);
+  }
+
  private:
+  void check_forward(const char* where, const TensorView<const T, 3>& x,
+                     const TensorView<T, 3>& out) const {
+    detail::expect_shape(where, "x", x, {x.shape(0), x.shape(1), dim()});
+    detail::expect_shape(where, "out", out, x.shape());
+    detail::expect_disjoint(where, "x", x, "out", out);
+  }
+
   static index_t checked(const char* name, index_t value) {
     detail::require<config_error>(value > 0, "SwiGLUFeedForward: ", name, " must be > 0, got ",
                                   value);
@@ -84,6 +213,10 @@ class SwiGLUFeedForward<cpu, T> {
   Workspace<T, cpu> gate_;
   Workspace<T, cpu> up_;
   Workspace<std::uint8_t, cpu> packed_scratch_;
+  // Backward only, so inference never allocates them.
+  Workspace<T, cpu> d_hidden_;
+  Workspace<T, cpu> d_gate_;
+  Workspace<T, cpu> d_up_;
 };
 
 }  // namespace llamablocks
