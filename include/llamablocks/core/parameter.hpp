@@ -66,7 +66,7 @@ class Parameter {
   }
 
   /// Holds `weight` (rows × cols = this matrix's shape, any WeightType) in place of the T storage,
-  /// without copying it; `owner` keeps its bytes alive. 	hrows shape_error for another shape or
+  /// without copying it; `owner` keeps its bytes alive. Throws shape_error for another shape or
   /// rows shorter than the type needs.
   void assign_packed(const PackedMatrixView& weight, std::shared_ptr<const void> owner) {
     static_assert(Rank == 2, "Parameter::assign_packed: only matrices hold packed weights");
