@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -459,6 +460,22 @@ TEST_CASE("AdamW and clip_grad_norm check every parameter before changing any",
                            Catch::Message("clip_grad_norm: max_norm must be > 0 and finite, got 0"));
     REQUIRE_THROWS_WITH(clip_grad_norm(only_trained, -1.0), Contains("max_norm") && Contains("got -1"));
     REQUIRE_THROWS_WITH(clip_grad_norm(only_trained, NAN), Contains("max_norm") && Contains("nan"));
+    unchanged();
+  }
+
+  SECTION("packed weights") {
+    Parameter<float, 2, cpu> packed("output.weight", {2, 2});
+    auto halves = std::make_shared<std::vector<std::uint16_t>>(4, std::uint16_t{0x3c00});  // 1.0
+    packed.assign_packed(PackedMatrixView{WeightType::f16,
+                                          reinterpret_cast<const std::uint8_t*>(halves->data()),
+                                          2, 2, 4},
+                         halves);
+    packed.enable_grad();
+    untrained.enable_grad();
+    optimizer.add(packed);
+    REQUIRE_THROWS_MATCHES(optimizer.step(), config_error,
+                           Catch::Message("AdamW: output.weight holds packed weights, which cannot "
+                                          "be trained"));
     unchanged();
   }
 
