@@ -206,7 +206,7 @@ class AdamW {
 };
 
 /// Adds every parameter of `block` with default_weight_decay: the seven matrices decay, the two
-/// norm gains do not.
+/// norm gains do not. Needs the cpu modules (llamablocks.hpp, or their backends/cpu headers).
 template <class T>
 void add_parameters(AdamW<T>& optimizer, LlamaBlock<cpu, T>& block) {
   optimizer.add(block.attention_norm().weight());
