@@ -25,6 +25,12 @@
 
 #include "llamablocks/modules/llama_block.hpp"
 
+#include "llamablocks/train/adamw.hpp"
+#include "llamablocks/train/clip_grad_norm.hpp"
+#include "llamablocks/train/init.hpp"
+#include "llamablocks/train/lr_schedule.hpp"
+#include "llamablocks/train/parameter_ref.hpp"
+
 #include "llamablocks/io/format_error.hpp"
 #include "llamablocks/text/char_tokenizer.hpp"
 #include "llamablocks/text/sampler.hpp"
