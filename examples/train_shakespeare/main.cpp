@@ -2,9 +2,9 @@
 // llama2.c checkpoint + tokenizer that examples/llama2 loads, and prints a sample.
 //
 //   train_shakespeare TEXT_FILE [--dim 128] [--layers 4] [--heads 8] [--kv-heads 4] [--ffn 344]
-//       [--context 128] [--batch 8] [--accumulate 1] [--steps 2000] [--lr 1e-3] [--min-lr 1e-4]
+//       [--context 128] [--batch 8] [--accumulate 1] [--steps 1000] [--lr 1e-3] [--min-lr 1e-4]
 //       [--warmup 100] [--seed 1337] [--threads 1] [--eval-every 100] [--eval-windows 16]
-//       [--out char_llama] [--sample 300]
+//       [--out char_llama] [--sample 200]
 //
 // The vocabulary is the text's characters (CharTokenizer) after three reserved ids, 0 <unk>,
 // 1 <s> (BOS) and 2 </s>, which the llama2 program needs (it starts from BOS and stops at it): model
@@ -41,13 +41,13 @@ constexpr std::int32_t bos_id = 1;
 struct Options {
   std::string text_path;
   index_t dim = 128, layers = 4, heads = 8, kv_heads = 4, ffn = 344, context = 128;
-  index_t batch = 8, accumulate = 1, steps = 2000, warmup = 100;
+  index_t batch = 8, accumulate = 1, steps = 1000, warmup = 100;
   double lr = 1e-3, min_lr = 1e-4, weight_decay = 0.1, clip = 1.0;
   std::uint64_t seed = 1337;
   int threads = 1;
   index_t eval_every = 100, eval_windows = 16;
   std::string out = "char_llama";
-  index_t sample = 300;
+  index_t sample = 200;
 };
 
 [[noreturn]] void usage(const std::string& message) {
