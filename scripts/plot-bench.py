@@ -21,7 +21,7 @@ import re
 import sys
 from xml.sax.saxutils import escape
 
-COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"]
+COLORS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
 
 class Canvas:
     """Records rectangles, lines and text, then writes them as SVG or (with Pillow) PNG."""
