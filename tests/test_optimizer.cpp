@@ -23,6 +23,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -364,8 +365,10 @@ TEST_CASE("Seeded initialization: statistics, scaled residual projections, repro
     init(b, 1234);
     init(c, 1235);
     auto bits_equal = [](const Parameter<float, 2, cpu>& x, const Parameter<float, 2, cpu>& y) {
+      // Over the common prefix: wq and wk differ in size when n_kv_heads < n_heads.
+      const index_t count = std::min(x.size(), y.size());
       return std::memcmp(x.view().data(), y.view().data(),
-                         static_cast<std::size_t>(x.size()) * sizeof(float)) == 0;
+                         static_cast<std::size_t>(count) * sizeof(float)) == 0;
     };
     REQUIRE(bits_equal(a.attention().wq(), b.attention().wq()));
     REQUIRE(bits_equal(a.attention().wo(), b.attention().wo()));
