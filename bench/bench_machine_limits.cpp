@@ -11,7 +11,7 @@
 //
 // The vector kernels are chosen at run time: AVX-512 where the CPU has it, else AVX2 + FMA, else
 // plain C++ compiled for the build's baseline; the label of each result names the one used. They
-// are compiled with GCC/Clang target attributes, so a portable build (LLAMABLOCKS_BENCH_NATIVE=OFF)
+// are compiled with GCC/Clang target attributes, so a portable build (LLAMABLOCKS_NATIVE=OFF)
 // still has all three and runs on a CPU without AVX-512. LLAMABLOCKS_BENCH_ISA=avx512|avx2|plain
 // forces one (for comparing them, or testing the fallbacks); LLAMABLOCKS_BENCH_READ_BYTES sets the
 // DRAM buffer size (default 1 GiB, at least 1 GiB).
