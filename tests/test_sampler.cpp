@@ -2,6 +2,8 @@
 // empirical distribution against the exact one, and bit-exact parity with llama2.c's run.c.
 #include <llamablocks/text/sampler.hpp>
 
+#include "support/counting_allocator.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -17,35 +19,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-// Counts global allocations so a test can prove that sample() makes none. Every non-aligned form
-// is replaced, so that each allocation and its release meet in malloc and free (AddressSanitizer
-// checks that pairing); the aligned forms keep their library definitions, which pair with each other.
-namespace {
-std::size_t allocation_count = 0;
-
-void* counted_malloc(std::size_t size) noexcept {
-  ++allocation_count;
-  return std::malloc(size == 0 ? 1 : size);
-}
-void* counted_malloc_or_throw(std::size_t size) {
-  if (void* memory = counted_malloc(size)) return memory;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return counted_malloc_or_throw(size); }
-void* operator new[](std::size_t size) { return counted_malloc_or_throw(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return counted_malloc(size); }
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-  return counted_malloc(size);
-}
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
 
 using namespace llamablocks;
 using Catch::Matchers::Contains;
@@ -293,13 +266,13 @@ TEST_CASE("sample() allocates nothing", "[sampler]") {
     Sampler sampler(4096, make_options(0.8f, 0.9f, 50, 0.01f, 77, random));
     Sampler nucleus(4096, make_options(0.8f, 0.95f, 0, 0.0f, 77, random));
     Sampler plain(4096, make_options(1.0f, 1.0f, 0, 0.0f, 77, random));
-    const std::size_t before = allocation_count;
+    const std::size_t before = llamablocks::test::allocation_count;
     for (int draw = 0; draw < 20; ++draw) {
       sampler.sample(logits.data());
       nucleus.sample(logits.data());
       plain.sample(logits.data());
     }
-    const std::size_t allocations = allocation_count - before;
+    const std::size_t allocations = llamablocks::test::allocation_count - before;
     INFO(name_of(random));
     CHECK(allocations == 0);
   }
