@@ -5,9 +5,10 @@ Writes small "golden" files (<name>.lbg) holding a block's configuration,
 weights, input, every intermediate tensor and the output, so that the C++
 tests can compare against the reference step by step.
 
-This script deliberately imports nothing from the repository: it is a plain
-re-implementation from torch primitives, following Meta's model.py (and
-Hugging Face's rotate_half for the half-split RoPE layout).
+This script deliberately imports nothing from the repository but the file
+writer (lbg_format.py): it is a plain re-implementation from torch primitives,
+following Meta's model.py (and Hugging Face's rotate_half for the half-split
+RoPE layout).
 
 All computation is done in float64, starting from float32-rounded weights and
 inputs; every tensor is stored as float32 except config scalars and
@@ -16,31 +17,20 @@ rope.inv_freq, which are stored as float64.
 Usage:
     /usr/bin/python3 tests/golden/make_golden.py [--out-dir DIR]
 
-File format (.lbg, all integers and floats little-endian)
----------------------------------------------------------
-    magic      8 bytes   b"LBGOLD01"
-    n_entries  uint32
-    then n_entries entries, each:
-        name_len  uint32
-        name      name_len bytes, ASCII
-        dtype     uint32     0 = float32, 1 = int32, 2 = float64
-        ndim      uint32
-        dims      int64[ndim]
-        data      prod(dims) elements of dtype, row-major (C order);
-                  a scalar has ndim 0 and one element.
+File format: see lbg_format.py, the writer this script shares with the other
+make_*_golden.py scripts.
 """
 
 import argparse
 import math
 import os
-import struct
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-MAGIC = b"LBGOLD01"
-DTYPE_CODES = {torch.float32: 0, torch.int32: 1, torch.float64: 2}
+from lbg_format import write_lbg
+
 ROPE_LAYOUTS = {"interleaved": 0, "half_split": 1}
 
 
@@ -310,20 +300,6 @@ def config_entries(cfg):
             0 if s is None else s.original_max_position_embeddings,
     }
     return {name: torch.tensor(float(v), dtype=torch.float64) for name, v in values.items()}
-
-
-def write_lbg(path, entries):
-    with open(path, "wb") as f:
-        f.write(MAGIC)
-        f.write(struct.pack("<I", len(entries)))
-        for name, tensor in entries.items():
-            encoded = name.encode("ascii")
-            array = tensor.contiguous().numpy()
-            f.write(struct.pack("<I", len(encoded)))
-            f.write(encoded)
-            f.write(struct.pack("<II", DTYPE_CODES[tensor.dtype], tensor.dim()))
-            f.write(struct.pack(f"<{tensor.dim()}q", *tensor.shape))
-            f.write(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
 
 
 def make_golden(cfg):

@@ -28,10 +28,11 @@ Usage: /usr/bin/python3 tests/golden/make_optimizer_golden.py [--out-dir DIR]
 """
 import math
 import os
-import struct
 import sys
 
 import torch
+
+from lbg_format import write_lbg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = [(3, 4), (5,), (6, 2)]
@@ -95,21 +96,6 @@ def run(beta1, beta2, eps, weight_decay, dtype):
     return norms, history
 
 
-def write(path, entries):
-    with open(path, "wb") as f:
-        f.write(b"LBGOLD01")
-        f.write(struct.pack("<I", len(entries)))
-        for name, tensor in entries:
-            tensor = tensor.to(torch.float64).contiguous()
-            encoded = name.encode("ascii")
-            f.write(struct.pack("<I", len(encoded)))
-            f.write(encoded)
-            f.write(struct.pack("<II", 2, tensor.dim()))
-            for d in tensor.shape:
-                f.write(struct.pack("<q", d))
-            f.write(struct.pack("<%dd" % tensor.numel(), *tensor.reshape(-1).tolist()))
-
-
 def main():
     out_dir = HERE
     if len(sys.argv) == 3 and sys.argv[1] == "--out-dir":
@@ -135,7 +121,9 @@ def main():
     assert abs(schedule(WARMUP) - MAX_LR) < 1e-15
     assert abs(schedule(WARMUP + (TOTAL - WARMUP) / 2) - (MAX_LR + MIN_LR) / 2) < 1e-15
     assert schedule(TOTAL) == MIN_LR
-    write(os.path.join(out_dir, "optimizer_adamw.lbg"), entries)
+    # Every entry in float64, the integer ones included (the test reads them as numbers).
+    write_lbg(os.path.join(out_dir, "optimizer_adamw.lbg"),
+              [(name, tensor.detach().to(torch.float64)) for name, tensor in entries])
 
 
 if __name__ == "__main__":

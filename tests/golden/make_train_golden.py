@@ -22,10 +22,11 @@ Usage: /usr/bin/python3 tests/golden/make_train_golden.py [--out-dir DIR]
 """
 import math
 import os
-import struct
 import sys
 
 import torch
+
+from lbg_format import write_lbg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VOCAB, DIM, LAYERS, HEADS, KV_HEADS, FFN = 11, 16, 2, 4, 2, 24
@@ -94,21 +95,6 @@ def loss_of(p, tokens, targets):
     return logits, torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), targets.reshape(-1))
 
 
-def write(path, entries):
-    with open(path, "wb") as f:
-        f.write(b"LBGOLD01")
-        f.write(struct.pack("<I", len(entries)))
-        for name, tensor in entries:
-            tensor = tensor.detach().to(torch.float64).contiguous()
-            encoded = name.encode("ascii")
-            f.write(struct.pack("<I", len(encoded)))
-            f.write(encoded)
-            f.write(struct.pack("<II", 2, tensor.dim()))
-            for d in tensor.shape:
-                f.write(struct.pack("<q", d))
-            f.write(struct.pack("<%dd" % tensor.numel(), *tensor.reshape(-1).tolist()))
-
-
 def main():
     out_dir = HERE
     if len(sys.argv) == 3 and sys.argv[1] == "--out-dir":
@@ -150,7 +136,9 @@ def main():
         optimizer.step()
     entries += [("adamw.loss", torch.tensor(losses, dtype=torch.float64)),
                 ("adamw.norm", torch.tensor(norms, dtype=torch.float64))]
-    write(os.path.join(out_dir, "train_char_llama.lbg"), entries)
+    # Every entry in float64, the integer ones included (the test reads them as numbers).
+    write_lbg(os.path.join(out_dir, "train_char_llama.lbg"),
+              [(name, tensor.detach().to(torch.float64)) for name, tensor in entries])
 
 
 if __name__ == "__main__":
