@@ -7,8 +7,12 @@ interleaved RoPE (theta 10000), residual, RMSNorm, SwiGLU, residual] -> RMSNorm 
 mean cross-entropy, float32. Each step: forward, backward, clip_grad_norm_(1.0), AdamW (betas 0.9,
 0.95, weight decay 0.1). Tokens are random: the cost of a step does not depend on them.
 
+Debian's python3-torch multiplies through the system's libblas.so.3: install libopenblas0-pthread
+(update-alternatives then picks it) and set OPENBLAS_NUM_THREADS to --threads, or the reference
+BLAS makes the baseline ten times slower than it should be (docs/training.md).
+
 Usage: /usr/bin/python3 examples/train_shakespeare/torch_baseline.py [--dim 128] [--layers 4]
-           [--heads 8] [--kv-heads 4] [--ffn 344] [--context 128] [--batch 8] [--vocab 68]
+           [--heads 8] [--kv-heads 4] [--ffn 344] [--context 256] [--batch 8] [--vocab 68]
            [--steps 20] [--warmup-steps 3] [--threads 1]
 Prints tokens/s (median over the timed steps) as train_shakespeare counts them: batch x context
 tokens per step.
@@ -88,7 +92,7 @@ class CharLlama(torch.nn.Module):
 def main():
     p = argparse.ArgumentParser()
     for name, default in [("dim", 128), ("layers", 4), ("heads", 8), ("kv-heads", 4), ("ffn", 344),
-                          ("context", 128), ("batch", 8), ("vocab", 68), ("steps", 20),
+                          ("context", 256), ("batch", 8), ("vocab", 68), ("steps", 20),
                           ("warmup-steps", 3), ("threads", 1)]:
         p.add_argument("--" + name, type=int, default=default)
     a = p.parse_args()
