@@ -490,8 +490,19 @@ TEST_CASE("AdamW and clip_grad_norm check every parameter before changing any",
     optimizer.add(tied);
     REQUIRE_THROWS_MATCHES(optimizer.step(), config_error,
                            Catch::Message("AdamW: output.weight shares its storage with "
-                                          "attention.wq; tied weights are not supported by the "
-                                          "optimizer yet"));
+                                          "attention.wq; add tied parameters once "
+                                          "(Parameter::tie shares their gradient)"));
+    unchanged();
+  }
+
+  SECTION("a tied pair added twice") {
+    Parameter<float, 2, cpu> tied("output.weight", {3, 4});
+    tied.tie(trained);
+    untrained.enable_grad();
+    tied.enable_grad();  // the gradient trained has already: shared, not a second one
+    REQUIRE(tied.shares_grad_with(trained));
+    optimizer.add(tied);
+    REQUIRE_THROWS_AS(optimizer.step(), config_error);
     unchanged();
   }
 }

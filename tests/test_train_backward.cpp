@@ -246,6 +246,68 @@ TEST_CASE("Embedding backward scatter-adds rows and matches finite differences",
                       twice.size(), test::tolerance<double>::nmse);
 }
 
+TEST_CASE("A head tied to the embedding gets one gradient, the sum of both uses",
+          "[train][embedding][linear][tied]") {
+  Context<cpu> ctx(2);
+  Context<cpu> serial(1);  // for the finite differences
+  const index_t vocab = 7, dim = 5;
+  Embedding<cpu, double> embedding(vocab, dim);
+  Linear<cpu, double> head(dim, vocab);  // weight [vocab, dim], the table's shape
+  test::randomize(embedding.weight(), 21, 1.0);
+  embedding.enable_grad();  // before the tie: the head takes this gradient over
+  head.weight().tie(embedding.weight());
+  head.enable_grad();       // allocates nothing new
+  REQUIRE(head.weight().shares_grad_with(embedding.weight()));
+  REQUIRE(head.weight().view().data() == embedding.weight().view().data());
+  REQUIRE(head.weight().grad().data() == embedding.weight().grad().data());
+
+  const std::vector<std::int32_t> ids{1, 3, 1, 0, 6, 2};
+  const TensorView<const std::int32_t, 2> tokens(ids.data(), {2, 3});
+  const auto r = test::random_tensor<double, 3>({2, 3, vocab}, 22);
+  Tensor<double, 3> hidden({2, 3, dim});
+  Tensor<double, 3> logits({2, 3, vocab});
+  const auto loss = [&] {  // logits = E[tokens] · Eᵀ: the table enters twice
+    embedding.forward(serial, tokens, hidden.view());
+    head.forward(serial, hidden.cview(), logits.view());
+    return weighted_sum(logits.cview(), r);
+  };
+
+  Embedding<cpu, double>::Activations embedding_activations;
+  Linear<cpu, double>::Activations head_activations;
+  embedding.forward(ctx, tokens, hidden.view(), embedding_activations);
+  head.forward(ctx, hidden.cview(), logits.view(), head_activations);
+  Tensor<double, 3> d_hidden(hidden.shape());
+  head.backward(ctx, head_activations, r.cview(), d_hidden.view());
+  const auto head_part = copy_of(embedding.weight().grad());  // the head's use alone, so far
+  embedding.backward(ctx, embedding_activations, d_hidden.cview());
+  require_gradient("tied table", embedding.weight().grad(),
+                   numeric_gradient(embedding.weight().view().data(), embedding.weight().size(), loss));
+  // Both uses are in it: the head's part alone is not the whole gradient.
+  CHECK(copy_of(embedding.weight().grad()) != head_part);
+
+  // New storage ends the tie; the head gets a zeroed gradient of its own.
+  Tensor<double, 2> own({vocab, dim});
+  head.weight().assign(std::move(own));
+  CHECK_FALSE(head.weight().shares_grad_with(embedding.weight()));
+  REQUIRE(head.weight().has_grad());
+  CHECK(head.weight().grad().data() != embedding.weight().grad().data());
+  for (index_t i = 0; i < head.weight().size(); ++i) CHECK(head.weight().grad().data()[i] == 0.0);
+}
+
+TEST_CASE("tie refuses another shape and leaves the parameter as it was",
+          "[train][tied][errors]") {
+  Parameter<float, 2, cpu> table("token_embedding.weight", {7, 5});
+  Parameter<float, 2, cpu> head("output.weight", {5, 7});
+  head.enable_grad();
+  const float* storage = head.view().data();
+  REQUIRE_THROWS_MATCHES(head.tie(table), shape_error,
+                         Catch::Message("output.weight: cannot tie to token_embedding.weight of "
+                                        "shape [7, 5], expected [5, 7]"));
+  CHECK(head.view().data() == storage);
+  CHECK_FALSE(head.shares_grad_with(table));
+  CHECK(head.has_grad());
+}
+
 TEST_CASE("embedding_backward refuses an id outside the table before writing",
           "[train][embedding][errors]") {
   Context<cpu> ctx(1);

@@ -161,12 +161,13 @@ class AdamW {
       const ParameterRef<T>& parameter = states_[i].parameter;
       detail::require<config_error>(!parameter.is_packed(), "AdamW: ", parameter.name(),
                                     " holds packed weights, which cannot be trained");
-      // Tied weights (one storage, two parameters) would be updated twice with two states.
+      // Tied weights (one storage, two parameters) would be updated twice with two states: a tied
+      // pair (Parameter::tie) shares one gradient too, and is added once.
       for (std::size_t j = 0; j < i; ++j)
         detail::require<config_error>(states_[j].parameter.data() != parameter.data(), "AdamW: ",
                                       parameter.name(), " shares its storage with ",
                                       states_[j].parameter.name(),
-                                      "; tied weights are not supported by the optimizer yet");
+                                      "; add tied parameters once (Parameter::tie shares their gradient)");
     }
   }
 
