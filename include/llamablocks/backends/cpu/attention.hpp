@@ -162,6 +162,34 @@ inline Shape<2> self_attention_scratch_shape(const Context<cpu>& ctx, index_t to
   return {ctx.num_threads(), blocks * tokens * tokens};
 }
 
+/// What causal_self_attention and its backward derive from q [batch, tokens, n_heads, head_dim]
+/// and k [batch, tokens, n_kv_heads, head_dim] (checked by check_self_attention first).
+template <class T>
+struct SelfAttentionLayout {
+  index_t batch, tokens, n_heads, head_dim, n_kv_heads;
+  index_t group;      // query heads per kv head: head h reads kv head h / group
+  index_t q_stride;   // elements between consecutive tokens of q, out: n_heads · head_dim
+  index_t kv_stride;  // of k, v: n_kv_heads · head_dim
+  T scale;            // 1 / sqrt(head_dim)
+
+  SelfAttentionLayout(const TensorView<const T, 4>& q, const TensorView<const T, 4>& k)
+      : batch(q.shape(0)), tokens(q.shape(1)), n_heads(q.shape(2)), head_dim(q.shape(3)),
+        n_kv_heads(k.shape(2)), group(n_kv_heads > 0 ? n_heads / n_kv_heads : 0),
+        q_stride(n_heads * head_dim), kv_stride(n_kv_heads * head_dim),
+        scale(static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)))) {}
+
+  /// Head `head` of sequence b of q, out or a gradient of their shape: [tokens, head_dim].
+  template <class U>
+  auto q_rows(const TensorView<U, 4>& x, index_t b, index_t head) const {
+    return strided_matrix(&x(b, 0, head, 0), tokens, head_dim, q_stride);
+  }
+  /// Kv head `kv_head` of sequence b of k, v or a gradient of their shape: [tokens, head_dim].
+  template <class U>
+  auto kv_rows(const TensorView<U, 4>& x, index_t b, index_t kv_head) const {
+    return strided_matrix(&x(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+  }
+};
+
 }  // namespace detail
 
 /// Causal self-attention over whole sequences from position 0, without a cache (training):
@@ -176,31 +204,22 @@ void causal_self_attention(const Context<cpu>& ctx, const TensorView<const T, 4>
   const char* where = "causal_self_attention";
   detail::check_self_attention(where, q, k, v);
   detail::expect_shape(where, "out", out, q.shape());
-  const index_t batch = q.shape(0);
-  const index_t tokens = q.shape(1);
-  const index_t n_heads = q.shape(2);
-  const index_t head_dim = q.shape(3);
-  const index_t n_kv_heads = k.shape(2);
-  if (tokens == 0) return;
-  const index_t group = n_heads / n_kv_heads;
+  const detail::SelfAttentionLayout<T> s(q, k);
+  if (s.tokens == 0) return;
   const auto buffers =
-      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, tokens, 1));
-  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const index_t q_stride = n_heads * head_dim;
-  const index_t kv_stride = n_kv_heads * head_dim;
+      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, s.tokens, 1));
 
-  detail::parallel_for(ctx, batch * n_heads, [&](index_t task) {
-    const index_t head = task % n_heads;
-    const index_t b = task / n_heads;
-    const index_t kv_head = head / group;
+  detail::parallel_for(ctx, s.batch * s.n_heads, [&](index_t task) {
+    const index_t head = task % s.n_heads;
+    const index_t b = task / s.n_heads;
+    const index_t kv_head = head / s.group;
     auto probabilities = detail::strided_matrix(
-        buffers.data() + detail::thread_index() * buffers.shape(1), tokens, tokens, tokens);
-    const auto q_head = detail::strided_matrix(&q(b, 0, head, 0), tokens, head_dim, q_stride);
-    const auto k_head = detail::strided_matrix(&k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
-    const auto v_head = detail::strided_matrix(&v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
-    detail::causal_probabilities(q_head, k_head, scale, probabilities);
-    detail::strided_matrix(&out(b, 0, head, 0), tokens, head_dim, q_stride).noalias() =
-        probabilities * v_head;
+        buffers.data() + detail::thread_index() * buffers.shape(1), s.tokens, s.tokens, s.tokens);
+    const auto q_head = s.q_rows(q, b, head);
+    const auto k_head = s.kv_rows(k, b, kv_head);
+    const auto v_head = s.kv_rows(v, b, kv_head);
+    detail::causal_probabilities(q_head, k_head, s.scale, probabilities);
+    s.q_rows(out, b, head).noalias() = probabilities * v_head;
   });
 }
 
@@ -224,49 +243,41 @@ void causal_self_attention_backward(const Context<cpu>& ctx, const TensorView<co
   detail::expect_shape(where, "d_q", d_q, q.shape());
   detail::expect_shape(where, "d_k", d_k, k.shape());
   detail::expect_shape(where, "d_v", d_v, k.shape());
-  const index_t batch = q.shape(0);
-  const index_t tokens = q.shape(1);
-  const index_t n_heads = q.shape(2);
-  const index_t head_dim = q.shape(3);
-  const index_t n_kv_heads = k.shape(2);
-  if (tokens == 0) return;
-  const index_t group = n_heads / n_kv_heads;
+  const detail::SelfAttentionLayout<T> s(q, k);
+  if (s.tokens == 0) return;
   const auto buffers =
-      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, tokens, 2));
-  const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(head_dim)));
-  const index_t q_stride = n_heads * head_dim;
-  const index_t kv_stride = n_kv_heads * head_dim;
+      scratch.template get<2>(detail::self_attention_scratch_shape(ctx, s.tokens, 2));
 
   // One task per (sequence, kv head): it alone writes d_k and d_v of that head, summing over the
   // query heads of its group, so no two threads add into the same rows.
-  detail::parallel_for(ctx, batch * n_kv_heads, [&](index_t task) {
-    const index_t kv_head = task % n_kv_heads;
-    const index_t b = task / n_kv_heads;
+  detail::parallel_for(ctx, s.batch * s.n_kv_heads, [&](index_t task) {
+    const index_t kv_head = task % s.n_kv_heads;
+    const index_t b = task / s.n_kv_heads;
     T* buffer = buffers.data() + detail::thread_index() * buffers.shape(1);
-    auto probabilities = detail::strided_matrix(buffer, tokens, tokens, tokens);
-    auto d_scores = detail::strided_matrix(buffer + tokens * tokens, tokens, tokens, tokens);
-    const auto k_head = detail::strided_matrix(&k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
-    const auto v_head = detail::strided_matrix(&v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
-    auto d_k_head = detail::strided_matrix(&d_k(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
-    auto d_v_head = detail::strided_matrix(&d_v(b, 0, kv_head, 0), tokens, head_dim, kv_stride);
+    auto probabilities = detail::strided_matrix(buffer, s.tokens, s.tokens, s.tokens);
+    auto d_scores =
+        detail::strided_matrix(buffer + s.tokens * s.tokens, s.tokens, s.tokens, s.tokens);
+    const auto k_head = s.kv_rows(k, b, kv_head);
+    const auto v_head = s.kv_rows(v, b, kv_head);
+    auto d_k_head = s.kv_rows(d_k, b, kv_head);
+    auto d_v_head = s.kv_rows(d_v, b, kv_head);
     d_k_head.setZero();
     d_v_head.setZero();
-    for (index_t head = kv_head * group; head < (kv_head + 1) * group; ++head) {
-      const auto q_head = detail::strided_matrix(&q(b, 0, head, 0), tokens, head_dim, q_stride);
-      const auto out_head = detail::strided_matrix(&out(b, 0, head, 0), tokens, head_dim, q_stride);
-      const auto d_out_head =
-          detail::strided_matrix(&d_out(b, 0, head, 0), tokens, head_dim, q_stride);
-      auto d_q_head = detail::strided_matrix(&d_q(b, 0, head, 0), tokens, head_dim, q_stride);
-      detail::causal_probabilities(q_head, k_head, scale, probabilities);
+    for (index_t head = kv_head * s.group; head < (kv_head + 1) * s.group; ++head) {
+      const auto q_head = s.q_rows(q, b, head);
+      const auto out_head = s.q_rows(out, b, head);
+      const auto d_out_head = s.q_rows(d_out, b, head);
+      auto d_q_head = s.q_rows(d_q, b, head);
+      detail::causal_probabilities(q_head, k_head, s.scale, probabilities);
       d_v_head.noalias() += probabilities.transpose() * d_out_head;
       d_scores.noalias() = d_out_head * v_head.transpose();
-      for (index_t r = 0; r < tokens; ++r) {
+      for (index_t r = 0; r < s.tokens; ++r) {
         const T row_dot = d_out_head.row(r).dot(out_head.row(r));
         d_scores.row(r).array() = probabilities.row(r).array() * (d_scores.row(r).array() - row_dot);
       }
       d_q_head.noalias() = d_scores * k_head;
-      d_q_head *= scale;
-      d_k_head.noalias() += (d_scores.transpose() * q_head) * scale;
+      d_q_head *= s.scale;
+      d_k_head.noalias() += (d_scores.transpose() * q_head) * s.scale;
     }
   });
 }

@@ -68,11 +68,7 @@ class GroupedQueryAttention<cpu, T> {
     const char* where = "GroupedQueryAttention::forward";
     const index_t batch = x.shape(0);
     const index_t tokens = x.shape(1);
-    detail::expect_shape(where, "x", x, {batch, tokens, dim_});
-    detail::expect_shape(where, "out", out, x.shape());
-    detail::expect_disjoint(where, "x", x, "out", out);
-    detail::require<shape_error>(tokens >= 1, where, ": x must hold at least one token, got ",
-                                 tokens);
+    check_input(where, x, out);
     detail::require<shape_error>(
         cache.batch() == batch && cache.n_kv_heads() == n_kv_heads_ &&
             cache.head_dim() == head_dim_,
@@ -134,11 +130,7 @@ class GroupedQueryAttention<cpu, T> {
     const char* where = "GroupedQueryAttention::forward";
     const index_t batch = x.shape(0);
     const index_t tokens = x.shape(1);
-    detail::expect_shape(where, "x", x, {batch, tokens, dim_});
-    detail::expect_shape(where, "out", out, x.shape());
-    detail::expect_disjoint(where, "x", x, "out", out);
-    detail::require<shape_error>(tokens >= 1, where, ": x must hold at least one token, got ",
-                                 tokens);
+    check_input(where, x, out);
     detail::expect_positions(where, 0, tokens, rope_->max_seq_len());
 
     const index_t rows = batch * tokens;
@@ -220,6 +212,16 @@ class GroupedQueryAttention<cpu, T> {
   }
 
  private:
+  /// x: [batch, tokens ≥ 1, dim], out: x's shape and disjoint from it.
+  void check_input(const char* where, const TensorView<const T, 3>& x,
+                   const TensorView<T, 3>& out) const {
+    detail::expect_shape(where, "x", x, {x.shape(0), x.shape(1), dim_});
+    detail::expect_shape(where, "out", out, x.shape());
+    detail::expect_disjoint(where, "x", x, "out", out);
+    detail::require<shape_error>(x.shape(1) >= 1, where, ": x must hold at least one token, got ",
+                                 x.shape(1));
+  }
+
   static void check(const ModelConfig& config, const RotaryEmbedding<cpu, T>* rope) {
     const char* module = "GroupedQueryAttention";
     auto positive = [&](const char* name, index_t value) {

@@ -91,8 +91,10 @@ class RotaryEmbedding<cpu, T> {
     detail::expect_positions(where, start_pos, x.shape(1), max_seq_len());
   }
 
-  // row: [heads, head_dim] of one token; the transpose of rotate_row(..., rope::elementwise).
-  void unrotate_row(T* row, index_t heads, index_t position) const {
+  // row: [heads, head_dim] of one token; each pair (a, b) turned by the angle of its frequency,
+  // (a cos − b sin, a sin + b cos), or by minus that angle when Inverse (the transpose: backward).
+  template <bool Inverse>
+  void turn_row(T* row, index_t heads, index_t position) const {
     const T* cos_row = cos_.data() + position * (head_dim_ / 2);
     const T* sin_row = sin_.data() + position * (head_dim_ / 2);
     for (index_t h = 0; h < heads; ++h) {
@@ -101,10 +103,16 @@ class RotaryEmbedding<cpu, T> {
         const auto pair = detail::rope_pair(layout_, j, head_dim_);
         const T a = head[pair.first];
         const T b = head[pair.second];
-        head[pair.first] = a * cos_row[j] + b * sin_row[j];
-        head[pair.second] = b * cos_row[j] - a * sin_row[j];
+        const T sine = Inverse ? -sin_row[j] : sin_row[j];
+        head[pair.first] = a * cos_row[j] - b * sine;
+        head[pair.second] = a * sine + b * cos_row[j];
       }
     }
+  }
+
+  // row: [heads, head_dim] of one token; the transpose of rotate_row(..., rope::elementwise).
+  void unrotate_row(T* row, index_t heads, index_t position) const {
+    turn_row<true>(row, heads, position);
   }
 
   static void check(index_t head_dim, index_t max_seq_len, double rope_theta,
@@ -121,18 +129,7 @@ class RotaryEmbedding<cpu, T> {
 
   // row: [heads, head_dim] of one token.
   void rotate_row(T* row, index_t heads, index_t position, rope::elementwise) const {
-    const T* cos_row = cos_.data() + position * (head_dim_ / 2);
-    const T* sin_row = sin_.data() + position * (head_dim_ / 2);
-    for (index_t h = 0; h < heads; ++h) {
-      T* head = row + h * head_dim_;
-      for (index_t j = 0; j < head_dim_ / 2; ++j) {
-        const auto pair = detail::rope_pair(layout_, j, head_dim_);
-        const T a = head[pair.first];
-        const T b = head[pair.second];
-        head[pair.first] = a * cos_row[j] - b * sin_row[j];
-        head[pair.second] = a * sin_row[j] + b * cos_row[j];
-      }
-    }
+    turn_row<false>(row, heads, position);
   }
 
   void rotate_row(T* row, index_t heads, index_t position, rope::rotation_matrix) const {
