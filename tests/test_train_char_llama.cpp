@@ -7,8 +7,12 @@
 // The model runs in float, torch in float64, so the tolerances are float's: NMSE ≤ 1e-10 for the
 // logits and each gradient (a float computation is ~1e-14 to 1e-12; a wrong term is O(1)), 1e-6
 // relative for the loss and 1e-5 for the AdamW losses and norms (the step's rounding compounds).
+// Last, the checkpoint it saves (tied head or not) must give the llama2 example the logits the
+// training forward gives.
+#include "../examples/llama2/llama2c_loader.hpp"
 #include "../examples/train_shakespeare/char_llama.hpp"
 #include "support/golden_file.hpp"
+#include "support/temp_dir.hpp"
 #include "support/tolerance.hpp"
 
 #include <catch2/catch.hpp>
@@ -123,4 +127,30 @@ TEST_CASE("CharLlama + clip_grad_norm + AdamW follow PyTorch's losses", "[train]
     CHECK(std::fabs(norm - norms[step]) <= 1e-5 * std::fabs(norms[step]));
   }
   CHECK(losses.back() < losses.front());  // the fixture does train: a check that can fail
+}
+
+TEST_CASE("A saved CharLlama gives the llama2 example its own logits, tied head or not",
+          "[train][char_llama][llama2c]") {
+  const bool tied = GENERATE(false, true);
+  INFO((tied ? "tied head" : "untied head"));
+  const Context<cpu> ctx(2);
+  const ModelConfig config = char_llama::make_char_config(11, 16, 2, 4, 2, 24, 6);
+  CharLlama model(config, tied);
+  model.init(5, 0.3);  // larger than 0.02, so the logits differ well beyond rounding
+  model.enable_grad();
+  CHECK(model.output().weight().shares_grad_with(model.token_embedding().weight()) == tied);
+  const std::vector<std::int32_t> ids{1, 4, 7, 2, 9, 3};
+  const TensorView<const std::int32_t, 2> tokens(ids.data(), {1, 6});
+  const auto trained_logits = model.forward(ctx, tokens);
+
+  test::TempDir dir("llamablocks_char_llama_");
+  model.save_llama2c(dir.file("model.bin"));
+  const auto checkpoint = Llama2cCheckpoint::read(dir.file("model.bin"));
+  CHECK(checkpoint.tied_output() == tied);
+  auto loaded = llama2::load_llama2c_model<cpu>(checkpoint);
+  Tensor<float, 2> logits({1, config.vocab_size});
+  loaded->forward(ctx, tokens, 0, logits.view());  // the logits of the last position
+  test::require_close("llama2 logits against the training forward", logits.data(),
+                      &trained_logits(0, 5, 0), static_cast<std::size_t>(config.vocab_size),
+                      test::tolerance<float>::nmse);
 }

@@ -2,12 +2,13 @@
 //   h_0    = Embedding(tokens)                          [batch, tokens, dim]
 //   h_l    = LlamaBlock_l(h_{l-1})   l = 1 .. n_layers  (GQA, RoPE; training forward, no KV cache)
 //   logits = Linear(RMSNorm(h_L))                        [batch, tokens, vocab_size]
+//            (tied: the head's weight is the embedding table, Parameter::tie, one gradient)
 //   loss   = mean softmax cross-entropy of logits against the next tokens
 // forward_backward() keeps one Activations per module and runs the chain rule back through all of
 // them, accumulating every parameter's gradient; the math is the library's kernels, nothing here.
 //
-// save_llama2c() writes the weights in llama2.c's `.bin` layout with an untied head (negative
-// vocab_size), which examples/llama2 loads (io/llama2c_checkpoint.hpp); the config must then use
+// save_llama2c() writes the weights in llama2.c's `.bin` layout, the head untied (negative
+// vocab_size, the head stored last) or tied (positive, no head stored), which examples/llama2 loads (io/llama2c_checkpoint.hpp); the config must then use
 // interleaved RoPE, theta 10000 and eps 1e-5, as that reader assumes (make_char_config does).
 #pragma once
 
@@ -49,15 +50,20 @@ inline ModelConfig make_char_config(index_t vocab_size, index_t dim, index_t n_l
 
 class CharLlama {
  public:
-  explicit CharLlama(const ModelConfig& config)
+  /// \param tied_head the output head reuses the token embedding (both are [vocab_size, dim]).
+  explicit CharLlama(const ModelConfig& config, bool tied_head = false)
       : config_((config.validate(), config)),
+        tied_head_(tied_head),
         token_embedding_(config.vocab_size, config.dim),
         final_norm_(config.dim, config.norm_eps),
         output_(config.dim, config.vocab_size) {
     const auto rope = std::make_shared<const RotaryEmbedding<cpu, float>>(config);
     for (index_t layer = 0; layer < config.n_layers; ++layer) layers_.emplace_back(config, rope);
     block_activations_.resize(static_cast<std::size_t>(config.n_layers));
+    if (tied_head_) output_.weight().tie(token_embedding_.weight());
   }
+
+  bool tied_head() const { return tied_head_; }
 
   const ModelConfig& config() const { return config_; }
   Embedding<cpu, float>& token_embedding() { return token_embedding_; }
@@ -65,14 +71,14 @@ class CharLlama {
   RMSNorm<cpu, float>& final_norm() { return final_norm_; }
   Linear<cpu, float>& output() { return output_; }
 
-  /// Seeded init (train/init.hpp): blocks by init_block, embedding and head N(0, stddev²), final
-  /// gain 1, drawn in that order from one NormalRng.
+  /// Seeded init (train/init.hpp): blocks by init_block, embedding and (untied) head
+  /// N(0, stddev²), final gain 1, drawn in that order from one NormalRng.
   void init(std::uint64_t seed, double stddev = 0.02) {
     NormalRng rng(seed);
     init_normal(token_embedding_.weight(), stddev, rng);
     for (auto& block : layers_) init_block(block, config_.n_layers, rng, stddev);
     init_constant(final_norm_.weight(), 1.0f);
-    init_normal(output_.weight(), stddev, rng);
+    if (!tied_head_) init_normal(output_.weight(), stddev, rng);
   }
 
   void enable_grad() {
@@ -82,12 +88,13 @@ class CharLlama {
     output_.enable_grad();
   }
 
-  /// Every parameter into `optimizer`: matrices with weight decay, gains and the embedding without.
+  /// Every parameter into `optimizer`: matrices with weight decay, gains and the embedding without
+  /// (a tied head is the embedding, added once).
   void add_parameters(AdamW<float>& optimizer) {
     optimizer.add(token_embedding_.weight(), WeightDecay::none);
     for (auto& block : layers_) llamablocks::add_parameters(optimizer, block);
     optimizer.add(final_norm_.weight());
-    optimizer.add(output_.weight());
+    if (!tied_head_) optimizer.add(output_.weight());
   }
 
   /// Training forward: tokens [batch, tokens] → logits [batch, tokens, vocab_size] (returned view
@@ -137,7 +144,8 @@ class CharLlama {
     return loss;
   }
 
-  /// Writes the model as a llama2.c checkpoint (header with vocab_size < 0: untied head).
+  /// Writes the model as a llama2.c checkpoint (header vocab_size < 0: untied head, stored last;
+  /// > 0: tied, the embedding serves as the head).
   /// \throws std::runtime_error when the file cannot be written.
   void save_llama2c(const std::string& path) {
     std::FILE* file = std::fopen(path.c_str(), "wb");
@@ -156,7 +164,7 @@ class CharLlama {
                                     static_cast<std::int32_t>(c.n_layers),
                                     static_cast<std::int32_t>(c.n_heads),
                                     static_cast<std::int32_t>(c.n_kv_heads),
-                                    -static_cast<std::int32_t>(c.vocab_size),
+                                    (tied_head_ ? 1 : -1) * static_cast<std::int32_t>(c.vocab_size),
                                     static_cast<std::int32_t>(c.max_seq_len)};
     write(header, sizeof header);
     write_parameter(std::as_const(token_embedding_).weight());
@@ -189,13 +197,14 @@ class CharLlama {
       }
     write(freq_real.data(), freq_real.size() * sizeof(float));
     write(freq_imag.data(), freq_imag.size() * sizeof(float));
-    write_parameter(std::as_const(output_).weight());
+    if (!tied_head_) write_parameter(std::as_const(output_).weight());
     ok = (std::fclose(file) == 0) && ok;
     if (!ok) throw std::runtime_error("writing " + path + " failed");
   }
 
  private:
   ModelConfig config_;
+  bool tied_head_;
   Embedding<cpu, float> token_embedding_;
   std::vector<LlamaBlock<cpu, float>> layers_;
   RMSNorm<cpu, float> final_norm_;

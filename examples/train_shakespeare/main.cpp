@@ -4,9 +4,10 @@
 //   train_shakespeare TEXT_FILE [--dim 128] [--layers 4] [--heads 8] [--kv-heads 4] [--ffn 344]
 //       [--context 256] [--batch 8] [--accumulate 1] [--steps 2200] [--lr 3e-3] [--min-lr 3e-4]
 //       [--warmup 100] [--seed 1337] [--threads 1] [--eval-every 100] [--eval-windows 64]
-//       [--out char_llama] [--sample 200]
+//       [--out char_llama] [--sample 200] [--tie]
 //
-// The defaults are the run of docs/training.md (with --threads 2: validation loss 1.75 or below
+// --tie: the output head is the token embedding (one matrix, one gradient; llama2.c's shared
+// classifier). The defaults are the run of docs/training.md (with --threads 2: validation loss 1.75 or below
 // within 15 minutes on a 2-core VM).
 //
 // The vocabulary is the text's characters (CharTokenizer) after three reserved ids, 0 <unk>,
@@ -53,6 +54,7 @@ struct Options {
   index_t eval_every = 100, eval_windows = 64;
   std::string out = "char_llama";
   index_t sample = 200;
+  bool tie = false;
 };
 
 [[noreturn]] void usage(const std::string& message) {
@@ -60,7 +62,7 @@ struct Options {
                "error: %s\nusage: train_shakespeare TEXT_FILE [--dim N] [--layers N] [--heads N] "
                "[--kv-heads N] [--ffn N] [--context N] [--batch N] [--accumulate N] [--steps N] "
                "[--lr X] [--min-lr X] [--warmup N] [--weight-decay X] [--clip X] [--seed N] "
-               "[--threads N] [--eval-every N] [--eval-windows N] [--out PREFIX] [--sample N]\n",
+               "[--threads N] [--eval-every N] [--eval-windows N] [--out PREFIX] [--sample N] [--tie]\n",
                message.c_str());
   std::exit(2);
 }
@@ -80,6 +82,10 @@ Options parse(int argc, char** argv) {
     if (flag.empty() || flag[0] != '-') {
       if (!o.text_path.empty()) usage("two text files given");
       o.text_path = flag;
+      continue;
+    }
+    if (flag == "--tie") {
+      o.tie = true;
       continue;
     }
     if (i + 1 >= argc) usage("missing value for " + flag);
@@ -170,7 +176,7 @@ int main(int argc, char** argv) {
     const index_t vocab_size = chars.vocab_size() + n_specials;
     const ModelConfig config = char_llama::make_char_config(vocab_size, o.dim, o.layers, o.heads,
                                                             o.kv_heads, o.ffn, o.context);
-    CharLlama model(config);
+    CharLlama model(config, o.tie);
     model.init(o.seed);
     model.enable_grad();
     AdamWConfig adamw;
@@ -198,11 +204,13 @@ int main(int argc, char** argv) {
 
     std::printf("text %s: %zu characters, vocabulary %d (+3 specials), train %zu, val %zu tokens\n",
                 o.text_path.c_str(), ids.size(), chars.vocab_size(), train.size(), val.size());
-    std::printf("model: dim %lld, %lld layers, %lld heads / %lld kv heads, ffn %lld, context %lld; "
+    std::printf("model: dim %lld, %lld layers, %lld heads / %lld kv heads, ffn %lld, context %lld, "
+                "%s head; "
                 "batch %lld x %lld accumulated, %lld steps, lr %g -> %g (warmup %lld), seed %llu, "
                 "%d thread(s); ln(vocab) = %.3f\n",
                 (long long)o.dim, (long long)o.layers, (long long)o.heads, (long long)o.kv_heads,
-                (long long)o.ffn, (long long)o.context, (long long)o.batch, (long long)o.accumulate,
+                (long long)o.ffn, (long long)o.context, o.tie ? "tied" : "untied",
+                (long long)o.batch, (long long)o.accumulate,
                 (long long)o.steps, o.lr, o.min_lr, (long long)o.warmup,
                 (unsigned long long)o.seed, o.threads, std::log(static_cast<double>(vocab_size)));
     std::printf("step 0: val loss %.4f\n", val_loss());
