@@ -6,8 +6,11 @@
 //   BM_PeakFMA        flops: FLOP / s of independent fused multiply-add chains on registers (no
 //                     memory traffic), a multiply-add counted as 2 FLOP; the compute roof.
 //                     flops_per_thread_cpu_second: the same FLOP / CPU seconds (load-robust).
-//   BM_EigenGEMM      flops: FLOP / s (2·m·k·n) of the library's projection kernel
-//                     (detail::linear_kernel, Eigen's GEMM) on a prefill-sized product.
+//   BM_EigenGEMM      flops: FLOP / s (2·m·k·n) of Eigen's GEMM (threaded by Eigen), what
+//                     detail::linear_kernel ran on a prefill-sized product before gemm.hpp, and
+//                     what it runs on a CPU without AVX-512.
+//   BM_GEMM           the same product through our gemm_avx512 (gemm.hpp), the weights stored as
+//                     f32 or bf16; fraction_of_peak_fma for both.
 //
 // The vector kernels are chosen at run time: AVX-512 where the CPU has it, else AVX2 + FMA, else
 // plain C++ compiled for the build's baseline; the label of each result names the one used. They
@@ -393,23 +396,10 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
 }
 
-/// x: [m, k] times Wᵀ, W: [n, k] -> [m, n] through detail::linear_kernel, as a prefill of m tokens
-/// through a projection of k inputs and n outputs does.
-void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
-  const Context<cpu> ctx(threads);
-  Random random;
-  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
-  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
-  Tensor<float, 2> out({m, n});  // [m, n]
-  detail::linear_kernel(ctx, x.cview(), weight.cview(), out.view());
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) {
-    detail::linear_kernel(ctx, x.cview(), weight.cview(), out.view());
-    benchmark::ClobberMemory();
-  }
-  const Cost cost = linear_cost<float>(k, n, m);
-  state.SetLabel(Eigen::SimdInstructionSetsInUse());
+/// FLOP/s counters of a GEMM benchmark of `cost`: flops, per thread CPU second, and the fraction
+/// of the FMA peak measured for the same thread count earlier in this process.
+void gemm_counters(benchmark::State& state, const Cost& cost, int threads,
+                   std::chrono::steady_clock::time_point start, double cpu_start) {
   state.counters["flops"] = benchmark::Counter(cost.flop * static_cast<double>(state.iterations()),
                                                benchmark::Counter::kIsRate);
   // Measured FLOP/s over the FMA peak of the same thread count (run earlier in this process).
@@ -422,6 +412,58 @@ void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int 
   if (peak > 0 && state.iterations() > 0)
     state.counters["fraction_of_peak_fma"] =
         cost.flop * static_cast<double>(state.iterations()) / seconds_since(start) / peak;
+}
+
+/// x: [m, k] times Wᵀ, W: [n, k] -> [m, n] through Eigen's GEMM, as a prefill of m tokens through a
+/// projection of k inputs and n outputs does.
+void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
+  const Context<cpu> ctx(threads);
+  Random random;
+  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
+  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
+  Tensor<float, 2> out({m, n});  // [m, n]
+  const auto product = [&] {
+    detail::as_matrix(out.view()).noalias() =
+        detail::as_matrix(x.cview()) * detail::as_matrix(weight.cview()).transpose();
+  };
+  product();
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    product();
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(Eigen::SimdInstructionSetsInUse());
+  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
+}
+
+/// The same product through detail::gemm_avx512, W stored as `type` (f32: what linear_kernel
+/// runs; bf16: what packed_matmul runs for bf16 weights, widening as it packs).
+void BM_GEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threads, WeightType type) {
+  if (!cpu_supports(CpuIsa::avx512)) {
+    state.SkipWithError("this CPU lacks AVX-512");
+    return;
+  }
+  const Context<cpu> ctx(threads);
+  Random random;
+  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
+  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
+  const PackedMatrix packed = pack_matrix(weight.cview(), type);
+  Tensor<float, 2> out({m, n});  // [m, n]
+  Workspace<std::uint8_t, cpu> scratch;
+  const auto product = [&] {
+    detail::gemm_avx512(ctx, x.cview().data(), k, m, packed.view, out.view().data(), n, false, scratch);
+  };
+  product();
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    product();
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(std::string("avx512 mr ") + std::to_string(detail::gemm_mr) + " nr " +
+                 std::to_string(detail::gemm_nr) + " kc " + std::to_string(detail::gemm_kc));
+  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
 }
 
 /// Thread counts measured: one, and two or LLAMABLOCKS_THREADS (default: every hardware thread)
@@ -443,14 +485,20 @@ void register_benchmarks() {
     register_benchmark(std::string("BM_PeakFMA<") + isa_name(selected_isa()) + '>' +
                            arg("threads", threads),
                        &BM_PeakFMA, threads);
-  // The TinyLlama FFN's first projection (dim 2048 -> ffn 5632) at prefill lengths 128 and 512.
+  // TinyLlama's projections from dim 2048 to the FFN (5632) and to dim (2048: wq, wo), at prefill
+  // lengths 128 and 512: Eigen's GEMM and ours, one after the other at each shape.
   const ModelShape& tinyllama = model_shapes[1];
-  for (const index_t tokens : prefill_token_counts)
-    for (const int threads : thread_counts())
-      register_benchmark(std::string("BM_EigenGEMM<cpu,float>/") + tinyllama.name +
-                             arg("m", tokens) + arg("k", tinyllama.dim) +
-                             arg("n", tinyllama.ffn_hidden_dim) + arg("threads", threads),
-                         &BM_EigenGEMM, tokens, tinyllama.dim, tinyllama.ffn_hidden_dim, threads);
+  for (const index_t n : {tinyllama.ffn_hidden_dim, tinyllama.dim})
+    for (const index_t tokens : prefill_token_counts)
+      for (const int threads : thread_counts()) {
+        const std::string shape = tinyllama.name + arg("m", tokens) + arg("k", tinyllama.dim) +
+                                  arg("n", n) + arg("threads", threads);
+        register_benchmark("BM_EigenGEMM<cpu,float>/" + shape, &BM_EigenGEMM, tokens,
+                           tinyllama.dim, n, threads);
+        for (const WeightType type : {WeightType::f32, WeightType::bf16})
+          register_benchmark(std::string("BM_GEMM<cpu,") + to_string(type) + ">/" + shape, &BM_GEMM,
+                             tokens, tinyllama.dim, n, threads, type);
+      }
 }
 
 const Registration registration(&register_benchmarks);

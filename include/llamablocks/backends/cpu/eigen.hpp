@@ -3,13 +3,18 @@
 // and its backward (training):
 //   d_x = d_y · W    [rows, in_features]        d_W += d_yᵀ · x    [out_features, in_features]
 //
-// Many rows (prefill) go to Eigen's blocked GEMM, threaded by Eigen over the context's threads.
+// Many rows (prefill) of float go to our AVX-512 GEMM (gemm.hpp) where the CPU has AVX-512, else
+// (and for double) to Eigen's blocked GEMM, threaded by Eigen over the context's threads.
 // Few rows (decode) are a matrix-vector product that Eigen does not thread, so the output features
 // are split into blocks over OpenMP threads instead; each block streams its rows of W once.
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/backends/cpu/cpu_isa.hpp"
+#include "llamablocks/backends/cpu/gemm.hpp"
 #include "llamablocks/core/tensor.hpp"
+#include "llamablocks/core/weight_type.hpp"
+#include "llamablocks/core/workspace.hpp"
 
 #include <Eigen/Core>
 
@@ -54,12 +59,29 @@ void check_cpu_scalar() {
 }
 
 /// Pre-condition: x, w, out contiguous with matching shapes (checked by the calling module).
+/// \param scratch the packed panels of gemm_avx512 (float, many rows, an AVX-512 CPU); when null,
+///                a Workspace of the calling thread's own, grown once per size and kept.
 template <class T>
 void linear_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
-                   const TensorView<const T, 2>& weight, const TensorView<T, 2>& out) {
+                   const TensorView<const T, 2>& weight, const TensorView<T, 2>& out,
+                   Workspace<std::uint8_t, cpu>* scratch = nullptr) {
   const index_t rows = x.shape(0);
   const index_t in_features = x.shape(1);
   const index_t out_features = weight.shape(0);
+#if LLAMABLOCKS_X86_KERNELS
+  if constexpr (std::is_same_v<T, float>) {
+    if (rows >= gemv_row_limit && cpu_isa() == CpuIsa::avx512) {
+      const PackedMatrixView w{WeightType::f32, reinterpret_cast<const std::uint8_t*>(weight.data()),
+                               out_features, in_features,
+                               sizeof(float) * static_cast<std::size_t>(in_features)};
+      thread_local Workspace<std::uint8_t, cpu> own_scratch;
+      gemm_avx512(ctx, x.data(), in_features, rows, w, out.data(), out_features, false,
+                  scratch ? *scratch : own_scratch);
+      return;
+    }
+  }
+#endif
+  (void)scratch;
   const auto x_matrix = as_matrix(x);
   if (rows >= gemv_row_limit || ctx.num_threads() == 1) {
     as_matrix(out).noalias() = x_matrix * as_matrix(weight).transpose();

@@ -14,12 +14,15 @@
 // GGUF's block_q8_0; a block's dot product is d_w · d_x · Σ q_w q_x with the sum in int32.
 //
 // Threads: in a decode-sized product the rows of W are split over the context's threads in tiles
-// of packed_matmul_tile_rows and every weight is read exactly once; a prefill-sized product widens
-// tiles of W to float32 and runs Eigen's GEMM on them (see packed_matmul).
+// of packed_matmul_tile_rows and every weight is read exactly once; a prefill-sized product runs
+// gemm_avx512 (gemm.hpp), which widens W as it packs it, or without AVX-512 widens tiles of W to
+// float32 and runs Eigen's GEMM on them (see packed_matmul).
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
+#include "llamablocks/backends/cpu/cpu_isa.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/backends/cpu/gemm.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/weight_type.hpp"
@@ -33,79 +36,7 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#define LLAMABLOCKS_X86_KERNELS 1
-#include <cpuid.h>
-// GCC 12's AVX-512 intrinsics initialize their "undefined" vectors from themselves, which
-// -Wmaybe-uninitialized reports wherever they are inlined (GCC bug 105593); the state in force
-// where the intrinsic is defined is what counts, so the header is included with it off.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#else
-#define LLAMABLOCKS_X86_KERNELS 0
-#endif
-
 namespace llamablocks {
-
-/// The kernel families of packed_matmul, in order of preference.
-enum class CpuIsa { scalar, avx2, avx512 };
-
-inline const char* to_string(CpuIsa isa) {
-  switch (isa) {
-    case CpuIsa::scalar: return "scalar";
-    case CpuIsa::avx2: return "avx2";
-    case CpuIsa::avx512: return "avx512";
-  }
-  return "(invalid)";
-}
-
-namespace detail {
-
-/// CPUID leaf 1, ECX bit 29 (not every compiler's __builtin_cpu_supports knows "f16c").
-inline bool cpu_has_f16c() {
-#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
-#else
-  return false;
-#endif
-}
-
-}  // namespace detail
-
-/// Whether this CPU (and its OS, which must save the wider registers) runs the family `isa`.
-inline bool cpu_supports(CpuIsa isa) {
-#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
-  switch (isa) {
-    case CpuIsa::scalar: return true;
-    case CpuIsa::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             detail::cpu_has_f16c();
-    case CpuIsa::avx512:
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
-             detail::cpu_has_f16c();
-  }
-  return false;
-#else
-  return isa == CpuIsa::scalar;
-#endif
-}
-
-/// The best family this CPU runs (detected once).
-inline CpuIsa cpu_isa() {
-  static const CpuIsa best = cpu_supports(CpuIsa::avx512) ? CpuIsa::avx512
-                             : cpu_supports(CpuIsa::avx2) ? CpuIsa::avx2
-                                                          : CpuIsa::scalar;
-  return best;
-}
-
 namespace detail {
 
 /// One 32-element block of an activation row quantized for Q8_0 weights.
@@ -163,8 +94,6 @@ inline float dot_scalar(WeightType type, const std::uint8_t* w, const float* x,
 #if LLAMABLOCKS_X86_KERNELS
 
 // ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
-
-#define LLAMABLOCKS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 LLAMABLOCKS_TARGET_AVX2 inline float horizontal_sum_avx2(__m256 v) {
   const __m128 pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -227,9 +156,6 @@ LLAMABLOCKS_TARGET_AVX2 inline float dot_avx2(WeightType type, const std::uint8_
 }
 
 // ---- AVX-512 F/BW/VL + FMA + F16C ----------------------------------------------------------------
-
-#define LLAMABLOCKS_TARGET_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
 /// 16 weights of `type` at element `c` of row `w`, widened to float.
 LLAMABLOCKS_TARGET_AVX512 inline __m512 load16_avx512(WeightType type, const std::uint8_t* w, index_t c) {
@@ -431,9 +357,6 @@ LLAMABLOCKS_TARGET_AVX512 inline void widen_row_avx512(WeightType type, const st
                                        : bf16_bits_to_float(load_u16(w + 2 * c));
 }
 
-#undef LLAMABLOCKS_TARGET_AVX2
-#undef LLAMABLOCKS_TARGET_AVX512
-
 #endif  // LLAMABLOCKS_X86_KERNELS
 
 /// One dot product W[r] · x with the family `isa` (which the caller checked the CPU supports).
@@ -514,13 +437,16 @@ inline void widen_row(const PackedMatrixView& weight, index_t r, float* out, Cpu
 /// y = x · Wᵀ (see the top of this header).
 ///
 /// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
-/// Larger ones are arithmetic-bound: each thread widens a tile of packed_gemm_tile_rows rows to
-/// float32 and multiplies it with Eigen's GEMM, so a prefill runs at GEMM speed for every type.
+/// Larger ones are arithmetic-bound: with the avx512 family they run gemm_avx512, which packs W
+/// straight from its stored bytes; otherwise each thread widens a tile of packed_gemm_tile_rows
+/// rows to float32 and multiplies it with Eigen's GEMM. Either way a prefill runs at GEMM speed
+/// for every type.
 /// For Q8_0 the GEMM path multiplies the same quantized activations (widened back to float32),
 /// so a prompt gives the same numbers, to float32 rounding, whether it is run in one batch or
 /// token by token.
-/// \param scratch holds the quantized activations and the widened tiles; it grows to the largest
-///                call and is reused, so decode steps of one size allocate nothing.
+/// \param scratch holds the quantized activations and the widened tiles or gemm_avx512's packed
+///                panels; it grows to the largest call and is reused, so calls of a size that
+///                has been seen (every decode step, a repeated prefill) allocate nothing.
 /// \param isa     the kernel family; it must be one cpu_supports() (cpu_isa() by default).
 /// \throws shape_error when the shapes disagree; range_error for an isa the CPU lacks.
 inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weight,
@@ -542,12 +468,17 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   const index_t blocks = weight.type == WeightType::q8_0 ? tokens * (cols / 32) : 0;
   const index_t quantized_bytes = blocks * static_cast<index_t>(sizeof(detail::ActivationBlockQ8));
   const index_t widened_x_floats = gemm && blocks > 0 ? tokens * cols : 0;
-  const index_t tile_floats = gemm ? packed_gemm_tile_rows * cols : 0;
   const index_t threads = ctx.num_threads();
-  // Layout: quantized activation blocks | widened activations | one widened tile per thread.
+  // Our GEMM where the CPU has AVX-512, else Eigen's on float32 tiles of W.
+  const bool own_gemm = gemm && isa == CpuIsa::avx512 && LLAMABLOCKS_X86_KERNELS;
+  const index_t tile_floats = gemm && !own_gemm ? packed_gemm_tile_rows * cols : 0;
+  const index_t gemm_bytes = own_gemm ? detail::gemm_scratch_bytes(tokens, cols, threads) : 0;
+  // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
+  // the scratch of gemm_avx512.
   const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
   const auto bytes = scratch.get<1>(
-      {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats)});
+      {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats) +
+       gemm_bytes});
   auto* quantized = reinterpret_cast<detail::ActivationBlockQ8*>(bytes.data());
   float* widened_x = reinterpret_cast<float*>(bytes.data() + float_offset);
   float* tiles = widened_x + widened_x_floats;
@@ -563,6 +494,13 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
 
   if (gemm) {
     const float* x_values = blocks > 0 ? widened_x : x.data();
+#if LLAMABLOCKS_X86_KERNELS
+    if (own_gemm) {
+      detail::gemm_avx512(ctx, x_values, cols, tokens, weight, y.data(), weight.rows, false,
+                          reinterpret_cast<std::uint8_t*>(tiles));
+      return;
+    }
+#endif
     const auto x_matrix = detail::strided_matrix(x_values, tokens, cols, cols);
     const index_t tile_count = (weight.rows + packed_gemm_tile_rows - 1) / packed_gemm_tile_rows;
     detail::parallel_for(ctx, tile_count, [&](long long tile) {
@@ -652,7 +590,7 @@ void project(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
       return;
     }
   }
-  linear_kernel<T>(ctx, x, weight.view(), out);
+  linear_kernel<T>(ctx, x, weight.view(), out, &scratch);
 }
 
 }  // namespace detail

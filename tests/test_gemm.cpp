@@ -1,0 +1,245 @@
+// gemm_avx512 (backends/cpu/gemm.hpp), directly and through packed_matmul and linear_kernel.
+//
+// Reference: y = x · Wᵀ in double, with W decoded from its stored bytes here (binary16 from its
+// definition, bfloat16 as the high half of a float32, Q8_0 as d · q) and, for Q8_0, x quantized
+// here as ggml does (q = round(x · 127/max|x|), d_x = max|x|/127 rounded to binary16).
+// Shapes: every remainder of the blocking (mr = 14 rows of x, 32 columns of y per panel, 16 depths
+// per packed step, 128 per depth block): m in {1, 2, 3, 14, 15, 27, 29, 128, 130}, n in {1, 31,
+// 32, 33, 100, 257}, k in {1, 15, 16, 17, 300, 1000}, on 1 and 2 threads, y rows strided with
+// guard columns that must stay untouched, written and accumulated.
+// Tolerance: NMSE <= tolerance<float>::nmse (1e-10) against the double reference (float32 sums,
+// exact products), as every float32 kernel of the suite.
+#include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/backends/cpu/gemm.hpp"
+#include "llamablocks/backends/cpu/packed_matmul.hpp"
+
+#include "support/random.hpp"
+#include "support/tolerance.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+using namespace llamablocks;
+
+namespace {
+
+bool have_avx512() {
+  if (cpu_supports(CpuIsa::avx512)) return true;
+  WARN("this CPU lacks AVX-512: gemm_avx512 is not checked here");
+  return false;
+}
+
+double half_value(std::uint16_t bits) {
+  const int sign = bits >> 15, exponent = (bits >> 10) & 31, mantissa = bits & 1023;
+  const double magnitude = exponent == 0 ? std::ldexp(mantissa / 1024.0, -14)
+                                         : std::ldexp(1.0 + mantissa / 1024.0, exponent - 15);
+  return sign ? -magnitude : magnitude;
+}
+
+/// W: [rows, cols] decoded from its bytes to double.
+std::vector<double> decode(const PackedMatrixView& w) {
+  std::vector<double> out(static_cast<std::size_t>(w.rows * w.cols));
+  for (index_t r = 0; r < w.rows; ++r) {
+    const std::uint8_t* row = w.row(r);
+    for (index_t c = 0; c < w.cols; ++c) {
+      double value = 0;
+      const auto u16 = [&](const std::uint8_t* at) {
+        return static_cast<std::uint16_t>(at[0] | (at[1] << 8));
+      };
+      switch (w.type) {
+        case WeightType::f32: {
+          float f;
+          std::memcpy(&f, row + 4 * c, 4);
+          value = f;
+          break;
+        }
+        case WeightType::f16: value = half_value(u16(row + 2 * c)); break;
+        case WeightType::bf16: {
+          const std::uint32_t bits = static_cast<std::uint32_t>(u16(row + 2 * c)) << 16;
+          float f;
+          std::memcpy(&f, &bits, 4);
+          value = f;
+          break;
+        }
+        case WeightType::q8_0: {
+          const std::uint8_t* block = row + 34 * (c / 32);
+          value = half_value(u16(block)) * static_cast<std::int8_t>(block[2 + c % 32]);
+          break;
+        }
+      }
+      out[static_cast<std::size_t>(r * w.cols + c)] = value;
+    }
+  }
+  return out;
+}
+
+/// x as the Q8_0 kernels see it: each block of 32 quantized as ggml does, then d_x · q_x.
+std::vector<double> quantized_activations(const float* x, index_t tokens, index_t cols) {
+  std::vector<double> out(static_cast<std::size_t>(tokens * cols));
+  for (index_t t = 0; t < tokens; ++t)
+    for (index_t b = 0; b < cols / 32; ++b) {
+      const float* values = x + t * cols + 32 * b;
+      float amax = 0;
+      for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(values[i]));
+      const float inverse = amax > 0 ? 127.0f / amax : 0.0f;
+      const double d_x = half_value(detail::float_to_half_bits(amax / 127.0f));
+      for (int i = 0; i < 32; ++i)
+        out[static_cast<std::size_t>(t * cols + 32 * b + i)] =
+            d_x * static_cast<double>(std::nearbyint(values[i] * inverse));
+    }
+  return out;
+}
+
+/// y: [m, n] = x: [m, k] · w: [n, k]ᵀ in double.
+std::vector<double> product(const std::vector<double>& x, const std::vector<double>& w, index_t m,
+                            index_t n, index_t k) {
+  std::vector<double> y(static_cast<std::size_t>(m * n));
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      double sum = 0;
+      for (index_t p = 0; p < k; ++p)
+        sum += x[static_cast<std::size_t>(i * k + p)] * w[static_cast<std::size_t>(j * k + p)];
+      y[static_cast<std::size_t>(i * n + j)] = sum;
+    }
+  return y;
+}
+
+std::vector<double> as_double(const TensorView<const float, 2>& view) {
+  return std::vector<double>(view.data(), view.data() + view.size());
+}
+
+/// The [m, n] block of a y whose rows are ldy apart.
+std::vector<float> block_of(const std::vector<float>& y, index_t m, index_t n, index_t ldy) {
+  std::vector<float> out(static_cast<std::size_t>(m * n));
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < n; ++j)
+      out[static_cast<std::size_t>(i * n + j)] = y[static_cast<std::size_t>(i * ldy + j)];
+  return out;
+}
+
+constexpr float guard = -12345.0f;
+
+}  // namespace
+
+TEST_CASE("gemm_avx512: every remainder of the blocking against a double reference", "[gemm]") {
+  if (!have_avx512()) return;
+  Workspace<std::uint8_t, cpu> scratch;
+  for (const index_t k : {1, 15, 16, 17, 300, 1000})
+    for (const index_t n : {1, 31, 32, 33, 100, 257}) {
+      const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(7 * n + k), 0.1);
+      const PackedMatrixView w{WeightType::f32, reinterpret_cast<const std::uint8_t*>(w_values.cview().data()),
+                               n, k, sizeof(float) * static_cast<std::size_t>(k)};
+      const auto w_double = as_double(w_values.cview());
+      for (const index_t m : {1, 2, 3, 14, 15, 27, 29, 128, 130}) {
+        const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 3 * k));
+        const auto expected = product(as_double(x.cview()), w_double, m, n, k);
+        const index_t ldy = n + 5;
+        for (const int threads : {1, 2}) {
+          INFO("m " << m << " n " << n << " k " << k << " threads " << threads);
+          const Context<cpu> ctx(threads);
+          std::vector<float> y(static_cast<std::size_t>(m * ldy), guard);
+          detail::gemm_avx512(ctx, x.cview().data(), k, m, w, y.data(), ldy, false, scratch);
+          const auto written = block_of(y, m, n, ldy);
+          test::require_close("gemm_avx512 vs double reference", written.data(), expected.data(),
+                              expected.size(), test::tolerance<float>::nmse);
+          // Accumulating the same product again doubles it.
+          detail::gemm_avx512(ctx, x.cview().data(), k, m, w, y.data(), ldy, true, scratch);
+          const auto doubled = block_of(y, m, n, ldy);
+          std::vector<double> twice(expected.size());
+          for (std::size_t i = 0; i < twice.size(); ++i) twice[i] = 2 * expected[i];
+          test::require_close("gemm_avx512 accumulated vs double reference", doubled.data(), twice.data(),
+                              twice.size(), test::tolerance<float>::nmse);
+          for (index_t i = 0; i < m; ++i)
+            for (index_t j = n; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
+        }
+      }
+    }
+}
+
+TEST_CASE("gemm_avx512 through packed_matmul: every weight type against a double reference", "[gemm]") {
+  if (!have_avx512()) return;
+  Workspace<std::uint8_t, cpu> scratch;
+  for (const WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16, WeightType::q8_0}) {
+    const bool blocked = type == WeightType::q8_0;
+    const std::vector<index_t> depths = blocked ? std::vector<index_t>{32, 96, 320, 1024}
+                                                : std::vector<index_t>{1, 17, 300, 1000};
+    for (const index_t k : depths)
+      for (const index_t n : {1, 31, 33, 100, 257}) {
+        const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(n + 11 * k), 0.1);
+        const PackedMatrix packed = pack_matrix(w_values.cview(), type);
+        const auto w_double = decode(packed.view);
+        for (const index_t m : {8, 14, 15, 29, 130}) {
+          const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(5 * m + k));
+          const auto x_double = blocked ? quantized_activations(x.cview().data(), m, k) : as_double(x.cview());
+          const auto expected = product(x_double, w_double, m, n, k);
+          for (const int threads : {1, 2}) {
+            INFO(to_string(type) << " m " << m << " n " << n << " k " << k << " threads " << threads);
+            const Context<cpu> ctx(threads);
+            Tensor<float, 2> y({m, n});
+            packed_matmul(ctx, packed.view, x.cview(), y.view(), scratch, CpuIsa::avx512);
+            test::require_close("packed_matmul (gemm_avx512) vs double reference", y.cview().data(),
+                                expected.data(), expected.size(), test::tolerance<float>::nmse);
+          }
+        }
+      }
+  }
+}
+
+TEST_CASE("gemm_avx512 through linear_kernel: with and without a scratch Workspace", "[gemm]") {
+  if (!have_avx512()) return;
+  const index_t m = 29, n = 100, k = 300;
+  const auto x = test::random_tensor<float, 2>({m, k}, 1);
+  const auto w = test::random_tensor<float, 2>({n, k}, 2, 0.1);
+  const auto expected = product(as_double(x.cview()), as_double(w.cview()), m, n, k);
+  const Context<cpu> ctx(2);
+  Workspace<std::uint8_t, cpu> scratch;
+  Tensor<float, 2> with_scratch({m, n}), without({m, n});
+  detail::linear_kernel<float>(ctx, x.cview(), w.cview(), with_scratch.view(), &scratch);
+  detail::linear_kernel<float>(ctx, x.cview(), w.cview(), without.view());
+  test::require_close("linear_kernel vs double reference", with_scratch.cview().data(), expected.data(),
+                      expected.size(), test::tolerance<float>::nmse);
+  REQUIRE(std::memcmp(with_scratch.cview().data(), without.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+  REQUIRE(scratch.capacity() >= detail::gemm_scratch_bytes(m, k, 2));
+}
+
+TEST_CASE("gemm_avx512: a NaN in a row of x makes that row of y NaN, and only it", "[gemm]") {
+  if (!have_avx512()) return;
+  const index_t m = 30, n = 40, k = 37;
+  Workspace<std::uint8_t, cpu> scratch;
+  for (const WeightType type : {WeightType::f32, WeightType::f16, WeightType::bf16}) {
+    for (const index_t nan_row : {0, 13, 14, 29}) {
+      INFO(to_string(type) << " NaN in row " << nan_row);
+      auto x = test::random_tensor<float, 2>({m, k}, 3);
+      x.view().data()[nan_row * k + 20] = NAN;
+      const auto w = test::random_tensor<float, 2>({n, k}, 4, 0.1);
+      const PackedMatrix packed = pack_matrix(w.cview(), type);
+      Tensor<float, 2> y({m, n});
+      packed_matmul(Context<cpu>(2), packed.view, x.cview(), y.view(), scratch, CpuIsa::avx512);
+      for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(y.cview()(i, j)) == (i == nan_row));
+    }
+  }
+}
+
+TEST_CASE("gemm_avx512: a repeated prefill of one size allocates nothing", "[gemm]") {
+  if (!have_avx512()) return;
+  const index_t m = 64, n = 96, k = 256;
+  const auto x = test::random_tensor<float, 2>({m, k}, 5);
+  const auto w = test::random_tensor<float, 2>({n, k}, 6, 0.1);
+  for (const WeightType type : {WeightType::f32, WeightType::q8_0}) {
+    const PackedMatrix packed = pack_matrix(w.cview(), type);
+    Workspace<std::uint8_t, cpu> scratch;
+    Tensor<float, 2> y({m, n});
+    const Context<cpu> ctx(2);
+    packed_matmul(ctx, packed.view, x.cview(), y.view(), scratch, CpuIsa::avx512);
+    const index_t grown = scratch.capacity();
+    for (int repeat = 0; repeat < 3; ++repeat) {
+      packed_matmul(ctx, packed.view, x.cview(), y.view(), scratch, CpuIsa::avx512);
+      REQUIRE(scratch.capacity() == grown);
+    }
+  }
+}
