@@ -280,6 +280,35 @@ TEST_CASE("packed_matmul: a prefill-sized product (GEMM path) equals the tokens 
   }
 }
 
+TEST_CASE("packed_matmul: a NaN or an infinity in x makes its row of y NaN for Q8_0, and no other",
+          "[packed][hostile]") {
+  // The activations are quantized for Q8_0; a block holding NaN or ±inf has no int8 form.
+  const index_t rows = 40, cols = 96;
+  const auto w = test::random_tensor<float, 2>({rows, cols}, 41, 0.1);
+  const std::vector<float> w_values(w.cview().data(), w.cview().data() + w.size());
+  const auto packed = pack(WeightType::q8_0, w_values, rows, cols);
+  const PackedMatrixView view{WeightType::q8_0, packed.data(), rows, cols,
+                              weight_row_bytes(WeightType::q8_0, cols)};
+  Workspace<std::uint8_t, cpu> scratch;
+  const float bad = GENERATE(NAN, INFINITY, -INFINITY);
+  const index_t tokens = GENERATE(1, 2, 20);  // decode kernels, and the GEMM path
+  INFO("bad value " << bad << ", " << tokens << " tokens");
+  auto x = test::random_tensor<float, 2>({tokens, cols}, 42);
+  const index_t bad_token = tokens - 1;
+  x.view()(bad_token, 37) = bad;
+  for (const int threads : {1, 2}) {
+    Tensor<float, 2> y({tokens, rows});
+    packed_matmul(Context<cpu>(threads), view, x.cview(), y.view(), scratch);
+    for (index_t t = 0; t < tokens; ++t)
+      for (index_t r = 0; r < rows; ++r) {
+        if (t == bad_token)
+          REQUIRE(std::isnan(y.cview()(t, r)));
+        else
+          REQUIRE(std::isfinite(y.cview()(t, r)));
+      }
+  }
+}
+
 TEST_CASE("packed_matmul: one thread and two give the same bits, and bad shapes are refused", "[packed]") {
   const index_t rows = 37, cols = 256, tokens = 5;
   const auto w = test::random_tensor<float, 2>({rows, cols}, 8, 0.1);

@@ -32,6 +32,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -46,11 +47,23 @@ struct ActivationBlockQ8 {
 };
 
 /// Quantizes `cols` floats (a multiple of 32) into cols/32 blocks.
+/// A block holding a NaN or an infinity has no int8 form (converting NaN to an integer is undefined
+/// behaviour): it gets scale NaN and q = 0, so every product with it, and the row of y it feeds,
+/// is NaN, as a NaN or an infinity times weights of both signs is in the float32 product.
 inline void quantize_activation_q8(const float* x, index_t cols, ActivationBlockQ8* blocks) {
   for (index_t b = 0; b < cols / 32; ++b) {
     const float* values = x + 32 * b;
     float amax = 0;
-    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(values[i]));
+    bool finite = true;
+    for (int i = 0; i < 32; ++i) {
+      finite = finite && std::isfinite(values[i]);
+      amax = std::max(amax, std::fabs(values[i]));
+    }
+    if (!finite) {
+      blocks[b].scale = std::numeric_limits<float>::quiet_NaN();
+      std::fill_n(blocks[b].q, 32, std::int8_t{0});
+      continue;
+    }
     // As ggml's quantize_row_q8_0: q from the exact 127 / max|x|, the scale kept as binary16.
     const float inverse = amax != 0 ? 127.0f / amax : 0.0f;
     blocks[b].scale = half_bits_to_float(float_to_half_bits(amax / 127.0f));
