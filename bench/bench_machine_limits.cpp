@@ -414,6 +414,21 @@ void gemm_counters(benchmark::State& state, const Cost& cost, int threads,
         cost.flop * static_cast<double>(state.iterations()) / seconds_since(start) / peak;
 }
 
+/// Runs `product` once untimed (workspaces grow, pages fault in), then under the benchmark loop,
+/// and sets gemm_counters for x: [m, k] times Wᵀ, W: [n, k].
+template <class Product>
+void run_gemm(benchmark::State& state, Product&& product, index_t m, index_t k, index_t n,
+              int threads) {
+  product();
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    product();
+    benchmark::ClobberMemory();
+  }
+  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
+}
+
 /// x: [m, k] times Wᵀ, W: [n, k] -> [m, n] through Eigen's GEMM, as a prefill of m tokens through a
 /// projection of k inputs and n outputs does.
 void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
@@ -426,15 +441,8 @@ void BM_EigenGEMM(benchmark::State& state, index_t m, index_t k, index_t n, int 
     detail::as_matrix(out.view()).noalias() =
         detail::as_matrix(x.cview()) * detail::as_matrix(weight.cview()).transpose();
   };
-  product();
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) {
-    product();
-    benchmark::ClobberMemory();
-  }
+  run_gemm(state, product, m, k, n, threads);
   state.SetLabel(Eigen::SimdInstructionSetsInUse());
-  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
 }
 
 /// The same product through detail::gemm_avx512, W stored as `type` (f32: what linear_kernel
@@ -454,16 +462,9 @@ void BM_GEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threa
   const auto product = [&] {
     detail::gemm_avx512(ctx, x.cview().data(), k, m, packed.view, out.view().data(), n, false, scratch);
   };
-  product();
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) {
-    product();
-    benchmark::ClobberMemory();
-  }
+  run_gemm(state, product, m, k, n, threads);
   state.SetLabel(std::string("avx512 mr ") + std::to_string(detail::gemm_mr) + " nr " +
                  std::to_string(detail::gemm_nr) + " kc " + std::to_string(detail::gemm_kc));
-  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
 }
 
 /// Thread counts measured: one, and two or LLAMABLOCKS_THREADS (default: every hardware thread)
