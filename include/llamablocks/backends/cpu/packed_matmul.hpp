@@ -347,29 +347,6 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w
   }
 }
 
-/// Row `w` of `cols` weights of `type` widened to float32 (the prefill path's tiles): 16 values
-/// per step, the same values as widen_row's scalar conversions (all of them are exact).
-LLAMABLOCKS_TARGET_AVX512 inline void widen_row_avx512(WeightType type, const std::uint8_t* w,
-                                                       index_t cols, float* out) {
-  if (type == WeightType::q8_0) {
-    for (index_t b = 0; b < cols / 32; ++b) {
-      const std::uint8_t* block = w + 34 * b;
-      const __m512 d = _mm512_set1_ps(_cvtsh_ss(load_u16(block)));
-      const __m128i* q = reinterpret_cast<const __m128i*>(block + 2);
-      _mm512_storeu_ps(out + 32 * b, _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q)))));
-      _mm512_storeu_ps(out + 32 * b + 16,
-                       _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(q + 1)))));
-    }
-    return;
-  }
-  index_t c = 0;
-  for (; c + 16 <= cols; c += 16) _mm512_storeu_ps(out + c, load16_avx512(type, w, c));
-  for (; c < cols; ++c)
-    out[c] = type == WeightType::f32 ? reinterpret_cast<const float*>(w)[c]
-             : type == WeightType::f16 ? half_bits_to_float(load_u16(w + 2 * c))
-                                       : bf16_bits_to_float(load_u16(w + 2 * c));
-}
-
 #endif  // LLAMABLOCKS_X86_KERNELS
 
 /// One dot product W[r] · x with the family `isa` (which the caller checked the CPU supports).
@@ -419,14 +396,10 @@ inline constexpr index_t packed_gemm_tile_rows = 64;
 
 namespace detail {
 
-/// Row `r` of `weight` as float32 values (the Q8_0 block scale times each q), converted by the
-/// kernels of `isa` (every family gives the same values: each conversion is exact).
-inline void widen_row(const PackedMatrixView& weight, index_t r, float* out, CpuIsa isa = CpuIsa::scalar) {
+/// Row `r` of `weight` as float32 values (the Q8_0 block scale times each q): the tiles of the
+/// Eigen prefill path, which runs on CPUs without AVX-512 (with it, gemm.hpp widens as it packs).
+inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
   const std::uint8_t* row = weight.row(r);
-#if LLAMABLOCKS_X86_KERNELS
-  if (isa == CpuIsa::avx512) return widen_row_avx512(weight.type, row, weight.cols, out);
-#endif
-  (void)isa;
   switch (weight.type) {
     case WeightType::f32: std::memcpy(out, row, sizeof(float) * static_cast<std::size_t>(weight.cols)); break;
     case WeightType::f16:
@@ -520,7 +493,7 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
       const index_t first = tile * packed_gemm_tile_rows;
       const index_t count = std::min(weight.rows, first + packed_gemm_tile_rows) - first;
       float* widened = tiles + detail::thread_index() * tile_floats;
-      for (index_t r = 0; r < count; ++r) detail::widen_row(weight, first + r, widened + r * cols, isa);
+      for (index_t r = 0; r < count; ++r) detail::widen_row(weight, first + r, widened + r * cols);
       const auto w_tile = detail::strided_matrix(static_cast<const float*>(widened), count, cols, cols);
       auto y_block = detail::strided_matrix(y.data() + first, tokens, count, weight.rows);
       // Inside the parallel region Eigen runs this product on the calling thread alone.
