@@ -68,28 +68,31 @@ inline index_t gemm_scratch_bytes(index_t m, index_t k, index_t threads) {
 /// Transposes the 16 × 16 floats of `r` in place (r[i] lane c becomes r[c] lane i): pairs of rows
 /// interleaved, then pairs of pairs, then the 4 × 4 grid of 128-bit lanes in two steps.
 LLAMABLOCKS_TARGET_AVX512 inline void transpose16_avx512(__m512 (&r)[16]) {
+  // The maskz forms with every lane selected: the plain intrinsics start from
+  // _mm512_undefined_ps(), which GCC 12 reports as uninitialized under the sanitizers.
+  constexpr __mmask16 all = 0xffff;
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    t[i] = _mm512_maskz_unpacklo_ps(all, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(all, r[i], r[i + 1]);
   }
   // u[4g + c], lane l: column 4l + c of rows 4g .. 4g + 3.
   __m512 u[16];
   for (int g = 0; g < 4; ++g) {
-    u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+    u[4 * g + 0] = _mm512_maskz_shuffle_ps(all, t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_maskz_shuffle_ps(all, t[4 * g], t[4 * g + 2], 0xee);
+    u[4 * g + 2] = _mm512_maskz_shuffle_ps(all, t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_maskz_shuffle_ps(all, t[4 * g + 1], t[4 * g + 3], 0xee);
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512 w0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xee);
-    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
-    const __m512 w3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xee);
-    r[c] = _mm512_shuffle_f32x4(w0, w2, 0x88);
-    r[4 + c] = _mm512_shuffle_f32x4(w0, w2, 0xdd);
-    r[8 + c] = _mm512_shuffle_f32x4(w1, w3, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(w1, w3, 0xdd);
+    const __m512 w0 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], 0x44);
+    const __m512 w1 = _mm512_maskz_shuffle_f32x4(all, u[c], u[4 + c], 0xee);
+    const __m512 w2 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], 0x44);
+    const __m512 w3 = _mm512_maskz_shuffle_f32x4(all, u[8 + c], u[12 + c], 0xee);
+    r[c] = _mm512_maskz_shuffle_f32x4(all, w0, w2, 0x88);
+    r[4 + c] = _mm512_maskz_shuffle_f32x4(all, w0, w2, 0xdd);
+    r[8 + c] = _mm512_maskz_shuffle_f32x4(all, w1, w3, 0x88);
+    r[12 + c] = _mm512_maskz_shuffle_f32x4(all, w1, w3, 0xdd);
   }
 }
 
