@@ -6,6 +6,7 @@
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/modules/embedding.hpp"
@@ -53,7 +54,8 @@ class Embedding<cpu, T> {
   /// \param dim        width of each embedding vector.
   Embedding(index_t vocab_size, index_t dim)
       : weight_("Embedding.weight",
-                {checked("vocab_size", vocab_size), checked("dim", dim)}) {
+                {detail::check_positive("Embedding", "vocab_size", vocab_size),
+                 detail::check_positive("Embedding", "dim", dim)}) {
     detail::check_cpu_scalar<T>();
   }
 
@@ -126,11 +128,6 @@ class Embedding<cpu, T> {
                                      " at [", b, ", ", t, "] is outside the vocabulary [0, ",
                                      vocab_size(), ")");
       }
-  }
-
-  static index_t checked(const char* name, index_t value) {
-    detail::require<config_error>(value > 0, "Embedding: ", name, " must be > 0, got ", value);
-    return value;
   }
 
   Parameter<T, 2, cpu> weight_;

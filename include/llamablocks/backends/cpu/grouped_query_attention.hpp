@@ -18,6 +18,7 @@
 #include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/core/workspace.hpp"
 #include "llamablocks/modules/grouped_query_attention.hpp"
+#include "llamablocks/core/module_checks.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -36,7 +37,7 @@ class GroupedQueryAttention<cpu, T> {
         n_heads_(config.n_heads),
         n_kv_heads_(config.n_kv_heads),
         head_dim_(config.head_dim),
-        rope_((check(config, rope.get()), std::move(rope))),
+        rope_((detail::check_attention_config(config, rope.get()), std::move(rope))),
         wq_("attention.wq", {n_heads_ * head_dim_, dim_}),
         wk_("attention.wk", {n_kv_heads_ * head_dim_, dim_}),
         wv_("attention.wv", {n_kv_heads_ * head_dim_, dim_}),
@@ -68,18 +69,9 @@ class GroupedQueryAttention<cpu, T> {
     const char* where = "GroupedQueryAttention::forward";
     const index_t batch = x.shape(0);
     const index_t tokens = x.shape(1);
-    check_input(where, x, out);
-    detail::require<shape_error>(
-        cache.batch() == batch && cache.n_kv_heads() == n_kv_heads_ &&
-            cache.head_dim() == head_dim_,
-        where, ": cache [batch ", cache.batch(), ", n_kv_heads ", cache.n_kv_heads(),
-        ", head_dim ", cache.head_dim(), "] does not match x batch ", batch, ", n_kv_heads ",
-        n_kv_heads_, ", head_dim ", head_dim_);
-    detail::require<range_error>(start_pos >= 0 && start_pos <= cache.length(), where,
-                                 ": start_pos ", start_pos, " must be in [0, cache length ",
-                                 cache.length(), "]");
-    detail::expect_positions(where, start_pos, tokens, cache.max_seq_len());
-    detail::expect_positions(where, start_pos, tokens, rope_->max_seq_len());
+    detail::check_attention_input(where, dim_, x, out);
+    detail::check_attention_cache(where, cache, batch, tokens, n_kv_heads_, head_dim_, start_pos,
+                                  rope_->max_seq_len());
 
     const index_t rows = batch * tokens;
     const auto x_rows = reshape<2>(x, {rows, dim_});
@@ -130,7 +122,7 @@ class GroupedQueryAttention<cpu, T> {
     const char* where = "GroupedQueryAttention::forward";
     const index_t batch = x.shape(0);
     const index_t tokens = x.shape(1);
-    check_input(where, x, out);
+    detail::check_attention_input(where, dim_, x, out);
     detail::expect_positions(where, 0, tokens, rope_->max_seq_len());
 
     const index_t rows = batch * tokens;
@@ -212,33 +204,6 @@ class GroupedQueryAttention<cpu, T> {
   }
 
  private:
-  /// x: [batch, tokens ≥ 1, dim], out: x's shape and disjoint from it.
-  void check_input(const char* where, const TensorView<const T, 3>& x,
-                   const TensorView<T, 3>& out) const {
-    detail::expect_shape(where, "x", x, {x.shape(0), x.shape(1), dim_});
-    detail::expect_shape(where, "out", out, x.shape());
-    detail::expect_disjoint(where, "x", x, "out", out);
-    detail::require<shape_error>(x.shape(1) >= 1, where, ": x must hold at least one token, got ",
-                                 x.shape(1));
-  }
-
-  static void check(const ModelConfig& config, const RotaryEmbedding<cpu, T>* rope) {
-    const char* module = "GroupedQueryAttention";
-    auto positive = [&](const char* name, index_t value) {
-      detail::require<config_error>(value > 0, module, ": ", name, " must be > 0, got ", value);
-    };
-    positive("dim", config.dim);
-    positive("n_heads", config.n_heads);
-    positive("n_kv_heads", config.n_kv_heads);
-    positive("head_dim", config.head_dim);
-    detail::require<config_error>(config.n_heads % config.n_kv_heads == 0, module, ": n_heads (",
-                                  config.n_heads, ") must be divisible by n_kv_heads (",
-                                  config.n_kv_heads, ")");
-    detail::require<config_error>(rope != nullptr, module, ": rope must not be null");
-    detail::require<config_error>(rope->head_dim() == config.head_dim, module, ": rope head_dim ",
-                                  rope->head_dim(), " differs from head_dim ", config.head_dim);
-  }
-
   index_t dim_;
   index_t n_heads_;
   index_t n_kv_heads_;

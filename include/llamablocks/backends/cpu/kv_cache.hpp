@@ -3,6 +3,7 @@
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/core/config.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/modules/kv_cache.hpp"
 
@@ -18,7 +19,7 @@ class KVCache<cpu, T> {
   /// \param head_dim     width of one head.
   /// \param max_seq_len  capacity in positions.
   KVCache(index_t batch, index_t n_kv_heads, index_t head_dim, index_t max_seq_len)
-      : keys_(checked_shape(batch, n_kv_heads, head_dim, max_seq_len)),
+      : keys_(detail::kv_cache_shape(batch, n_kv_heads, head_dim, max_seq_len)),
         values_(keys_.shape()) {}
 
   KVCache(const ModelConfig& config, index_t batch)
@@ -39,14 +40,7 @@ class KVCache<cpu, T> {
   /// length() = start_pos + tokens. start_pos <= length() (a smaller one rewinds). On any error
   /// nothing is written.
   void write(index_t start_pos, const TensorView<const T, 4>& k, const TensorView<const T, 4>& v) {
-    const char* where = "KVCache::write";
-    const Shape<4> expected{batch(), k.shape(1), n_kv_heads(), head_dim()};
-    detail::expect_shape(where, "k", k, expected);
-    detail::expect_shape(where, "v", v, expected);
-    detail::require<range_error>(start_pos >= 0 && start_pos <= length_, where, ": start_pos ",
-                                 start_pos, " must be in [0, length ", length_,
-                                 "] (positions are written without gaps)");
-    detail::expect_positions(where, start_pos, k.shape(1), max_seq_len());
+    detail::check_kv_cache_write(*this, start_pos, k, v);
     const index_t tokens = k.shape(1);
     const std::size_t head_bytes = static_cast<std::size_t>(head_dim()) * sizeof(T);
     for (index_t b = 0; b < batch(); ++b)
@@ -60,27 +54,13 @@ class KVCache<cpu, T> {
 
   /// Forgets positions >= new_length; 0 <= new_length <= length().
   void truncate(index_t new_length) {
-    detail::require<range_error>(new_length >= 0 && new_length <= length_,
-                                 "KVCache::truncate: new_length ", new_length,
-                                 " must be in [0, length ", length_, "]");
+    detail::check_kv_cache_truncate(*this, new_length);
     length_ = new_length;
   }
 
   void reset() { length_ = 0; }
 
  private:
-  static Shape<4> checked_shape(index_t batch, index_t n_kv_heads, index_t head_dim,
-                                index_t max_seq_len) {
-    auto positive = [](const char* name, index_t value) {
-      detail::require<config_error>(value > 0, "KVCache: ", name, " must be > 0, got ", value);
-    };
-    positive("batch", batch);
-    positive("n_kv_heads", n_kv_heads);
-    positive("head_dim", head_dim);
-    positive("max_seq_len", max_seq_len);
-    return {batch, n_kv_heads, max_seq_len, head_dim};
-  }
-
   Tensor<T, 4, cpu> keys_;
   Tensor<T, 4, cpu> values_;
   index_t length_ = 0;

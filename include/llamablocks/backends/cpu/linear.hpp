@@ -7,6 +7,7 @@
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/modules/linear.hpp"
@@ -21,8 +22,8 @@ class Linear<cpu, T> {
   /// \param in_features  width of the input's last dimension.
   /// \param out_features width of the output's last dimension (the vocabulary for an output head).
   Linear(index_t in_features, index_t out_features)
-      : weight_("Linear.weight", {checked("out_features", out_features),
-                                  checked("in_features", in_features)}) {
+      : weight_("Linear.weight", {detail::check_positive("Linear", "out_features", out_features),
+                                  detail::check_positive("Linear", "in_features", in_features)}) {
     detail::check_cpu_scalar<T>();
   }
 
@@ -35,7 +36,8 @@ class Linear<cpu, T> {
   /// Not safe to call concurrently on one Linear: the scratch of packed weights is shared.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out) const {
-    check_forward("Linear::forward", x, out);
+    detail::check_projection_io("Linear::forward", "in_features", in_features(), out_features(),
+                                x, out);
     const index_t rows = x.shape(0) * x.shape(1);
     detail::project<T>(ctx, reshape<2>(x, {rows, in_features()}), weight_,
                        reshape<2>(out, {rows, out_features()}), packed_scratch_);
@@ -53,7 +55,8 @@ class Linear<cpu, T> {
   /// Training forward: the same output as forward(), and x kept in `activations`.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out, Activations& activations) const {
-    check_forward("Linear::forward", x, out);
+    detail::check_projection_io("Linear::forward", "in_features", in_features(), out_features(),
+                                x, out);
     const auto saved_x = activations.x.prepare(x.shape());
     std::copy_n(x.data(), x.size(), saved_x.data());
     forward(ctx, x, out);
@@ -84,21 +87,6 @@ class Linear<cpu, T> {
   }
 
  private:
-  void check_forward(const char* where, const TensorView<const T, 3>& x,
-                     const TensorView<T, 3>& out) const {
-    detail::require<shape_error>(x.shape(2) == in_features(), where, ": x has shape ",
-                                 detail::format_shape(x.shape()),
-                                 ", its last dimension must be in_features = ", in_features());
-    detail::expect_shape(where, "x", x, x.shape());
-    detail::expect_shape(where, "out", out, {x.shape(0), x.shape(1), out_features()});
-    detail::expect_disjoint(where, "x", x, "out", out);
-  }
-
-  static index_t checked(const char* name, index_t value) {
-    detail::require<config_error>(value > 0, "Linear: ", name, " must be > 0, got ", value);
-    return value;
-  }
-
   Parameter<T, 2, cpu> weight_;
   mutable Workspace<std::uint8_t, cpu> packed_scratch_;
 };

@@ -8,6 +8,7 @@
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/core/config.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/modules/rotary_embedding.hpp"
 
@@ -29,7 +30,7 @@ class RotaryEmbedding<cpu, T> {
                   RopeScaling scaling = {})
       : head_dim_(head_dim),
         layout_(layout),
-        inv_freq_((check(head_dim, max_seq_len, rope_theta, scaling),
+        inv_freq_((detail::check_rope_arguments(head_dim, max_seq_len, rope_theta, scaling),
                    detail::rope_frequencies(head_dim, rope_theta, scaling))),
         cos_({max_seq_len, head_dim / 2}),
         sin_({max_seq_len, head_dim / 2}) {
@@ -84,11 +85,7 @@ class RotaryEmbedding<cpu, T> {
  private:
   void check_rows(const char* where, const char* name, const TensorView<T, 4>& x,
                   index_t start_pos) const {
-    detail::require<shape_error>(x.shape(3) == head_dim_, where, ": ", name, " has shape ",
-                                 detail::format_shape(x.shape()),
-                                 ", its last dimension must be head_dim = ", head_dim_);
-    detail::expect_shape(where, name, x, x.shape());
-    detail::expect_positions(where, start_pos, x.shape(1), max_seq_len());
+    detail::check_rope_rows(where, name, x, start_pos, head_dim_, max_seq_len());
   }
 
   // row: [heads, head_dim] of one token; each pair (a, b) turned by the angle of its frequency,
@@ -113,18 +110,6 @@ class RotaryEmbedding<cpu, T> {
   // row: [heads, head_dim] of one token; the transpose of rotate_row(..., rope::elementwise).
   void unrotate_row(T* row, index_t heads, index_t position) const {
     turn_row<true>(row, heads, position);
-  }
-
-  static void check(index_t head_dim, index_t max_seq_len, double rope_theta,
-                    const RopeScaling& scaling) {
-    const char* module = "RotaryEmbedding";
-    detail::require<config_error>(head_dim > 0 && head_dim % 2 == 0, module,
-                                  ": head_dim must be positive and even, got ", head_dim);
-    detail::require<config_error>(max_seq_len > 0, module, ": max_seq_len must be > 0, got ",
-                                  max_seq_len);
-    detail::require<config_error>(std::isfinite(rope_theta) && rope_theta > 1, module,
-                                  ": rope_theta must be > 1 and finite, got ", rope_theta);
-    scaling.validate();
   }
 
   // row: [heads, head_dim] of one token.

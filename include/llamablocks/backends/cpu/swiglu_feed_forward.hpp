@@ -12,6 +12,7 @@
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
 #include "llamablocks/core/config.hpp"
 #include "llamablocks/core/math.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/core/workspace.hpp"
@@ -79,7 +80,9 @@ class SwiGLUFeedForward<cpu, T> {
   /// \param dim            width of the residual stream.
   /// \param ffn_hidden_dim inner width (llama_ffn_hidden_dim gives Meta's rule).
   SwiGLUFeedForward(index_t dim, index_t ffn_hidden_dim)
-      : w1_("feed_forward.w1", {checked("ffn_hidden_dim", ffn_hidden_dim), checked("dim", dim)}),
+      : w1_("feed_forward.w1",
+            {detail::check_positive("SwiGLUFeedForward", "ffn_hidden_dim", ffn_hidden_dim),
+             detail::check_positive("SwiGLUFeedForward", "dim", dim)}),
         w2_("feed_forward.w2", {dim, ffn_hidden_dim}),
         w3_("feed_forward.w3", {ffn_hidden_dim, dim}) {
     detail::check_cpu_scalar<T>();
@@ -100,7 +103,7 @@ class SwiGLUFeedForward<cpu, T> {
   /// x, out: [batch, tokens, dim]; out must not overlap x.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out) {
-    check_forward("SwiGLUFeedForward::forward", x, out);
+    detail::check_projection_io("SwiGLUFeedForward::forward", "dim", dim(), dim(), x, out);
     const index_t rows = x.shape(0) * x.shape(1);
     const auto x_rows = reshape<2>(x, {rows, dim()});
     const auto gate = gate_.template get<2>({rows, ffn_hidden_dim()});
@@ -133,7 +136,7 @@ class SwiGLUFeedForward<cpu, T> {
   /// Training forward: the same output as forward(), and x, gate, up kept in `activations`.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
                const TensorView<T, 3>& out, Activations& activations) {
-    check_forward("SwiGLUFeedForward::forward", x, out);
+    detail::check_projection_io("SwiGLUFeedForward::forward", "dim", dim(), dim(), x, out);
     const index_t rows = x.shape(0) * x.shape(1);
     const auto x_rows = reshape<2>(x, {rows, dim()});
     const auto saved_x = activations.x.prepare(x.shape());
@@ -194,19 +197,6 @@ class SwiGLUFeedForward<cpu, T> {
   }
 
  private:
-  void check_forward(const char* where, const TensorView<const T, 3>& x,
-                     const TensorView<T, 3>& out) const {
-    detail::expect_shape(where, "x", x, {x.shape(0), x.shape(1), dim()});
-    detail::expect_shape(where, "out", out, x.shape());
-    detail::expect_disjoint(where, "x", x, "out", out);
-  }
-
-  static index_t checked(const char* name, index_t value) {
-    detail::require<config_error>(value > 0, "SwiGLUFeedForward: ", name, " must be > 0, got ",
-                                  value);
-    return value;
-  }
-
   Parameter<T, 2, cpu> w1_;
   Parameter<T, 2, cpu> w2_;
   Parameter<T, 2, cpu> w3_;
