@@ -13,12 +13,19 @@ Entries (all float64, format in README.md):
   logits                  [2, 6, 11]
   loss                    scalar: mean cross-entropy
   grad.<name>             d loss / d parameter
-  adamw.loss              [4]: the loss on the same batch before each of 4 steps of
+  adamw.loss              [10]: the loss on the same batch before each of 10 steps of
                           clip_grad_norm_(1.0) + AdamW(lr 1e-2, betas (0.9, 0.95), eps 1e-8,
                           weight decay 0.1 on matrices and the head, 0 on the embedding and gains)
-  adamw.norm              [4]: the norm clip_grad_norm_ returned at each step
+  adamw.norm              [10]: the norm clip_grad_norm_ returned at each step
 
 Usage: /usr/bin/python3 tests/golden/make_train_golden.py [--out-dir DIR]
+
+The checked-in file was written with Debian's reference (netlib) BLAS, not OpenBLAS: torch 1.13
+here is built with BLAS_INFO=generic and calls whichever libblas.so.3 the alternatives system
+selects, and OpenBLAS changes the last bits of the float64 results (~1e-15 relative). To
+reproduce it byte for byte while OpenBLAS is selected:
+  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas:/usr/lib/x86_64-linux-gnu/lapack \
+      /usr/bin/python3 tests/golden/make_train_golden.py
 """
 import math
 import os
@@ -33,7 +40,7 @@ VOCAB, DIM, LAYERS, HEADS, KV_HEADS, FFN = 11, 16, 2, 4, 2, 24
 HEAD_DIM = DIM // HEADS
 BATCH, TOKENS = 2, 6
 EPS, THETA = 1e-5, 10000.0
-STEPS = 4
+STEPS = 10
 
 
 def names():
