@@ -1,6 +1,7 @@
 // llamablocks for CUDA: the core types, Context<cuda>, the device allocator behind
-// Tensor<T, Rank, cuda>, and every module specialized for the cuda backend so far (RMSNorm) with
-// its kernels (rms_norm, add_inplace, swiglu_activation). Compile with nvcc and link
+// Tensor<T, Rank, cuda>, and every module specialized for the cuda backend (RMSNorm, Embedding,
+// Linear, RotaryEmbedding, KVCache, GroupedQueryAttention, SwiGLUFeedForward; LlamaBlock<cuda>
+// composes them) with their kernels (rms_norm, add_inplace, swiglu_activation, causal_attention). Compile with nvcc and link
 // llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include this header; the
 // cpu backend stays in llamablocks/llamablocks.hpp and both may be included together.
 #pragma once
@@ -15,6 +16,14 @@
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/workspace.hpp"
 
+#include "llamablocks/backends/cuda/attention.cuh"
 #include "llamablocks/backends/cuda/context.cuh"
 #include "llamablocks/backends/cuda/elementwise.cuh"
+#include "llamablocks/backends/cuda/embedding.cuh"
+#include "llamablocks/backends/cuda/grouped_query_attention.cuh"
+#include "llamablocks/backends/cuda/kv_cache.cuh"
+#include "llamablocks/backends/cuda/linear.cuh"
 #include "llamablocks/backends/cuda/rms_norm.cuh"
+#include "llamablocks/backends/cuda/rotary_embedding.cuh"
+#include "llamablocks/backends/cuda/swiglu_feed_forward.cuh"
+#include "llamablocks/modules/llama_block.hpp"

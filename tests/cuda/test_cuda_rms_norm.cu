@@ -5,10 +5,8 @@
 // Every output buffer is surrounded by guard regions and poisoned with NaN bytes before the
 // kernel runs: an element left unwritten fails the finite check, a write out of bounds changes a
 // guard. Exit codes: 0 all passed, 1 a check failed, 77 no CUDA device (CTest SKIP_RETURN_CODE).
-#include "llamablocks/cuda.cuh"
-
 #include "cpu_reference.hpp"
-#include "tolerance_cuda.hpp"
+#include "cuda_test_support.cuh"
 
 #include <cmath>
 #include <cstdint>
@@ -21,85 +19,9 @@
 namespace lb = llamablocks;
 using lb::index_t;
 using lb::test::tolerance_cuda;
+using namespace lb::test;
 
 namespace {
-
-int failures = 0;
-
-#define EXPECT(condition)                                                             \
-  do {                                                                                \
-    if (!(condition)) {                                                               \
-      ++failures;                                                                     \
-      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #condition);                \
-    }                                                                                 \
-  } while (0)
-
-template <class Error, class Body>
-bool throws_with(Body&& body, const char* needle, std::string* message = nullptr) {
-  try {
-    body();
-  } catch (const Error& e) {
-    if (message != nullptr) *message = e.what();
-    return std::strstr(e.what(), needle) != nullptr;
-  }
-  return false;
-}
-
-constexpr index_t guard = 64;        // elements on each side of a device output
-constexpr unsigned char poison = 0xFF;  // NaN in float, half and bf16
-
-/// Device buffer of `count` elements between two guards, filled with poison bytes.
-template <class T>
-struct GuardedBuffer {
-  explicit GuardedBuffer(index_t elements) : count(elements), storage({elements + 2 * guard}) {
-    const std::vector<unsigned char> bytes(total_bytes(), poison);
-    lb::detail::allocator<lb::cuda>::copy_from_host(storage.data(), bytes.data(), bytes.size());
-  }
-  std::size_t total_bytes() const { return static_cast<std::size_t>(count + 2 * guard) * sizeof(T); }
-  T* data() { return storage.data() + guard; }
-
-  /// Copies the interior to `host` and returns whether both guards still hold the poison.
-  bool read(std::vector<T>& host) const {
-    std::vector<unsigned char> bytes(total_bytes());
-    lb::detail::allocator<lb::cuda>::copy_to_host(bytes.data(), storage.data(), bytes.size());
-    host.resize(static_cast<std::size_t>(count));
-    std::memcpy(host.data(), bytes.data() + guard * sizeof(T), host.size() * sizeof(T));
-    const std::size_t guard_bytes = guard * sizeof(T);
-    for (std::size_t i = 0; i < guard_bytes; ++i)
-      if (bytes[i] != poison || bytes[bytes.size() - 1 - i] != poison) return false;
-    return true;
-  }
-
-  index_t count;
-  lb::Tensor<T, 1, lb::cuda> storage;
-};
-
-template <class T>
-void upload(T* device, const std::vector<T>& host) {
-  lb::detail::allocator<lb::cuda>::copy_from_host(device, host.data(), host.size() * sizeof(T));
-}
-
-/// Random values rounded to T, with their exact values as double.
-template <class T>
-std::vector<T> random_values(std::mt19937& rng, std::size_t count, float low, float high,
-                             std::vector<double>& exact) {
-  std::uniform_real_distribution<float> uniform(low, high);
-  std::vector<T> values(count);
-  exact.resize(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    values[i] = lb::detail::from_float<T>(uniform(rng));
-    exact[i] = static_cast<double>(lb::detail::to_float(values[i]));
-  }
-  return values;
-}
-
-template <class T>
-std::vector<double> widen(const std::vector<T>& values) {
-  std::vector<double> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i)
-    out[i] = static_cast<double>(lb::detail::to_float(values[i]));
-  return out;
-}
 
 std::vector<double> reference_rms_norm(const std::vector<double>& x, const std::vector<double>& w,
                                        index_t rows, index_t dim, double eps) {
@@ -294,28 +216,11 @@ void test_errors(lb::Context<lb::cuda>& ctx) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  const cudaError_t status = cudaGetDeviceCount(&devices);
-  if (status != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device (%s)\n",
-                status != cudaSuccess ? cudaGetErrorString(status) : "device count is 0");
-    return 77;
-  }
-  try {
-    lb::Context<lb::cuda> ctx;
-    cudaDeviceProp properties{};
-    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
-    std::printf("device %d: %s, %d multiprocessors\n", ctx.device(), properties.name,
-                ctx.multiprocessor_count());
+  return lb::test::run_cuda_test([](lb::Context<lb::cuda>& ctx) {
     std::mt19937 rng(20240611);
     test_all_shapes<float>(ctx, rng);
     test_all_shapes<__half>(ctx, rng);
     test_all_shapes<__nv_bfloat16>(ctx, rng);
     test_errors(ctx);
-  } catch (const std::exception& e) {
-    std::printf("FAIL: unexpected exception: %s\n", e.what());
-    return 1;
-  }
-  std::printf(failures == 0 ? "all cuda checks passed\n" : "%d cuda check(s) FAILED\n", failures);
-  return failures == 0 ? 0 : 1;
+  });
 }

@@ -134,5 +134,22 @@ void check_attention_cache(const char* where, const Cache& cache, index_t batch,
   expect_positions(where, start_pos, tokens, rope_max_seq_len);
 }
 
+/// q, out: [cache batch, tokens, n_heads, cache head_dim] contiguous, n_heads a multiple of the
+/// cache's n_kv_heads, and positions start_pos .. start_pos + tokens − 1 already in the cache.
+template <class Cache, class T>
+void check_causal_attention(const char* where, const TensorView<const T, 4>& q,
+                            const Cache& cache, index_t start_pos, const TensorView<T, 4>& out) {
+  const index_t tokens = q.shape(1);
+  const index_t n_heads = q.shape(2);
+  expect_shape(where, "q", q, {cache.batch(), tokens, n_heads, cache.head_dim()});
+  expect_shape(where, "out", out, q.shape());
+  require<shape_error>(n_heads % cache.n_kv_heads() == 0, where, ": n_heads (", n_heads,
+                       ") must be a multiple of the cache's n_kv_heads (", cache.n_kv_heads(),
+                       ")");
+  require<range_error>(start_pos >= 0 && tokens <= cache.length() - start_pos, where,
+                       ": start_pos ", start_pos, " + tokens ", tokens,
+                       " exceeds the cache length ", cache.length());
+}
+
 }  // namespace detail
 }  // namespace llamablocks

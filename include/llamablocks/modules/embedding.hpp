@@ -1,7 +1,8 @@
 // Embedding: token ids to vectors by row lookup.
 //   out[b, t, :] = table[tokens[b, t], :]
 //   tokens: [batch, tokens] (int32)   table (weight): [vocab_size, dim]   out: [batch, tokens, dim]
-// Every id is checked against vocab_size before anything is written.
+// Every id is checked against vocab_size before anything is written. On cuda the ids are device
+// memory, checked on the device; forward then synchronizes the stream once to report a bad one.
 //
 // API (every backend):
 //   Embedding(index_t vocab_size, index_t dim)

@@ -9,9 +9,11 @@
 //   KVCache(index_t batch, index_t n_kv_heads, index_t head_dim, index_t max_seq_len)
 //   KVCache(const ModelConfig&, index_t batch)
 //   index_t length() const                          positions filled, the same for every sequence
-//   void write(index_t start_pos, k, v)             k, v: [batch, tokens, n_kv_heads, head_dim];
+//   void write(Context<Backend>&, index_t start_pos, k, v)
+//                                                   k, v: [batch, tokens, n_kv_heads, head_dim];
 //       stores positions start_pos .. start_pos+tokens-1 and sets length to start_pos+tokens.
 //       start_pos may rewind (<= length); past max_seq_len it throws and changes nothing.
+//       (cpu also keeps write(start_pos, k, v) without the context.)
 //   void truncate(index_t new_length), void reset()
 #pragma once
 

@@ -19,6 +19,7 @@
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/kv_cache.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/workspace.hpp"
 
@@ -60,13 +61,7 @@ void causal_attention(const Context<cpu>& ctx, const TensorView<const T, 4>& q,
   const index_t n_heads = q.shape(2);
   const index_t head_dim = q.shape(3);
   const index_t n_kv_heads = cache.n_kv_heads();
-  detail::expect_shape(where, "q", q, {cache.batch(), tokens, n_heads, cache.head_dim()});
-  detail::expect_shape(where, "out", out, q.shape());
-  detail::require<shape_error>(n_heads % n_kv_heads == 0, where, ": n_heads (", n_heads,
-                               ") must be a multiple of the cache's n_kv_heads (", n_kv_heads, ")");
-  detail::require<range_error>(start_pos >= 0 && tokens <= cache.length() - start_pos, where,
-                               ": start_pos ", start_pos, " + tokens ", tokens,
-                               " exceeds the cache length ", cache.length());
+  detail::check_causal_attention(where, q, cache, start_pos, out);
   if (tokens == 0) return;
 
   const index_t group = n_heads / n_kv_heads;

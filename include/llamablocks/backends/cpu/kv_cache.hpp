@@ -52,6 +52,12 @@ class KVCache<cpu, T> {
     length_ = start_pos + tokens;
   }
 
+  /// The same, in the form every backend offers (the cuda one needs the context's stream).
+  void write(const Context<cpu>&, index_t start_pos, const TensorView<const T, 4>& k,
+             const TensorView<const T, 4>& v) {
+    write(start_pos, k, v);
+  }
+
   /// Forgets positions >= new_length; 0 <= new_length <= length().
   void truncate(index_t new_length) {
     detail::check_kv_cache_truncate(*this, new_length);

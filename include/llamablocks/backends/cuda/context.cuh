@@ -93,6 +93,7 @@ class Context<cuda> {
   Context(Context&& other) noexcept
       : device_(other.device_),
         multiprocessor_count_(other.multiprocessor_count_),
+        tf32_(other.tf32_),
         stream_(std::exchange(other.stream_, nullptr)),
         cublas_(std::exchange(other.cublas_, nullptr)) {}
 
@@ -101,6 +102,7 @@ class Context<cuda> {
       release();
       device_ = other.device_;
       multiprocessor_count_ = other.multiprocessor_count_;
+      tf32_ = other.tf32_;
       stream_ = std::exchange(other.stream_, nullptr);
       cublas_ = std::exchange(other.cublas_, nullptr);
     }
@@ -111,6 +113,12 @@ class Context<cuda> {
   int multiprocessor_count() const { return multiprocessor_count_; }
   cudaStream_t stream() const { return stream_; }
   cublasHandle_t cublas() const { return cublas_; }
+
+  /// Whether float GEMMs may round their inputs to TF32 on tensor cores (10-bit mantissa, about
+  /// 1e-3 relative error per product). Off unless asked for: float results then match the cpu
+  /// backend to float rounding.
+  bool tf32() const { return tf32_; }
+  void set_tf32(bool allowed) { tf32_ = allowed; }
 
   /// Blocks until every operation issued on this context's stream has finished.
   void synchronize() const { LLAMABLOCKS_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -127,6 +135,7 @@ class Context<cuda> {
 
   int device_ = 0;
   int multiprocessor_count_ = 0;
+  bool tf32_ = false;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
 };
