@@ -29,7 +29,7 @@ target_compile_features(llamablocks_cuda INTERFACE cuda_std_17)
 
 # Options of our own CUDA code: the host compiler's warnings through -Xcompiler (nvcc itself knows
 # no -Wall), every warning an error with LLAMABLOCKS_WERROR. Third-party headers stay SYSTEM.
-if(LLAMABLOCKS_BUILD_TESTS OR LLAMABLOCKS_BUILD_BENCHMARKS)
+if(LLAMABLOCKS_BUILD_TESTS OR LLAMABLOCKS_BUILD_BENCHMARKS OR LLAMABLOCKS_BUILD_EXAMPLES)
   add_library(llamablocks_cuda_project_options INTERFACE)
   target_compile_options(llamablocks_cuda_project_options INTERFACE
     $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wshadow>

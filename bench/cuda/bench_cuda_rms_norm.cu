@@ -7,7 +7,7 @@
 //
 // Usage: bench_cuda_rms_norm [rows dim [repeats]]   (default 4096 4096 100)
 // Prints a table and one JSON line; exit 77 without a CUDA device.
-#include "llamablocks/cuda.cuh"
+#include "cuda_bench_support.cuh"
 
 #include <algorithm>
 #include <cstdio>
@@ -18,45 +18,7 @@
 namespace lb = llamablocks;
 using lb::index_t;
 
-namespace {
-
-struct Timer {
-  explicit Timer(cudaStream_t timed_stream) : stream(timed_stream) {
-    LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&start));
-    LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Timer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-
-  /// Median milliseconds of `repeats` runs of `body`, each after `flush`.
-  template <class Flush, class Body>
-  double median_ms(int repeats, Flush&& flush, Body&& body) {
-    for (int i = 0; i < 3; ++i) body();  // warm-up: module load, first-touch
-    std::vector<float> times;
-    for (int i = 0; i < repeats; ++i) {
-      flush();
-      LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(start, stream));
-      body();
-      LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(stop, stream));
-      LLAMABLOCKS_CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      LLAMABLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      times.push_back(ms);
-    }
-    std::sort(times.begin(), times.end());
-    return static_cast<double>(times[times.size() / 2]);
-  }
-
-  cudaStream_t stream;
-  cudaEvent_t start{};
-  cudaEvent_t stop{};
-};
-
-}  // namespace
+using llamablocks::bench::Timer;
 
 int main(int argc, char** argv) {
   const index_t rows = argc > 2 ? std::atoll(argv[1]) : 4096;
@@ -85,14 +47,7 @@ int main(int argc, char** argv) {
     lb::detail::allocator<lb::cuda>::copy_from_host(x.data(), host_x.data(), count * sizeof(T));
     lb::RMSNorm<lb::cuda, T> norm(dim, 1e-5);
 
-    // Twice the L2 size, at least 64 MiB.
-    const auto flush_bytes = std::max<std::size_t>(2 * static_cast<std::size_t>(properties.l2CacheSize),
-                                                   std::size_t{64} << 20);
-    lb::Tensor<float, 1, lb::cuda> flush_buffer({static_cast<index_t>(flush_bytes / sizeof(float))});
-    auto flush = [&] {
-      LLAMABLOCKS_CUDA_CHECK(cudaMemsetAsync(flush_buffer.data(), 0, static_cast<std::size_t>(flush_buffer.size()) * sizeof(float), ctx.stream()));
-    };
-
+    const lb::bench::L2Flush flush(ctx);
     Timer timer(ctx.stream());
     const double copy_ms = timer.median_ms(repeats, flush, [&] {
       LLAMABLOCKS_CUDA_CHECK(cudaMemcpyAsync(copy_target.data(), x.data(), count * sizeof(T),

@@ -1,10 +1,10 @@
-// A LLaMA decoder assembled from llamablocks modules, generic in the backend:
-//   h_0 = Embedding(tokens)                            [batch, tokens, dim]
-//   h_l = LlamaBlock_l(h_{l-1})   l = 1 .. n_layers    (one KVCache per layer)
-//   logits = Linear(RMSNorm(h_L))[last token]          [batch, vocab_size]
-// The prompt is one batched prefill; each decode step is a one-token forward through the caches.
-// This is the file to copy when building a variant: swap a block, change the norm, add a layer.
+// The cpu side of the LLaMA example's model: LlamaModel (llama_decoder.hpp) with the cpu backend,
+// weight packing for the cpu kernels, seeded random weights, and how a loaded weight becomes a
+// Parameter.
 #pragma once
+
+#include "llama_decoder.hpp"
+#include "runner.hpp"
 
 #include <llamablocks/llamablocks.hpp>
 
@@ -19,63 +19,6 @@
 namespace llama2 {
 
 using namespace llamablocks;
-
-template <class Backend, class T = float>
-class LlamaModel {
- public:
-  /// \param config     validated hyper-parameters.
-  /// \param batch      sequences generated together (the caches are sized for it).
-  /// \param tie_output whether the output head shares the token embedding table.
-  LlamaModel(const ModelConfig& config, index_t batch, bool tie_output)
-      : config_((config.validate(), config)),
-        token_embedding_(config.vocab_size, config.dim),
-        final_norm_(config.dim, config.norm_eps),
-        output_(config.dim, config.vocab_size) {
-    const auto rope = std::make_shared<const RotaryEmbedding<Backend, T>>(config);
-    for (index_t layer = 0; layer < config.n_layers; ++layer) {
-      layers_.emplace_back(config, rope);
-      caches_.emplace_back(config, batch);
-    }
-    if (tie_output) output_.weight().assign(token_embedding_.weight().share());
-  }
-
-  const ModelConfig& config() const { return config_; }
-  Embedding<Backend, T>& token_embedding() { return token_embedding_; }
-  std::vector<LlamaBlock<Backend, T>>& layers() { return layers_; }
-  RMSNorm<Backend, T>& final_norm() { return final_norm_; }
-  Linear<Backend, T>& output() { return output_; }
-  /// Positions already in the caches.
-  index_t length() const { return caches_.front().length(); }
-
-  /// Runs tokens: [batch, tokens] at positions start_pos .. and writes the logits of the last
-  /// token of each sequence to logits: [batch, vocab_size].
-  void forward(const Context<Backend>& ctx, const TensorView<const std::int32_t, 2>& tokens,
-               index_t start_pos, const TensorView<T, 2>& logits) {
-    const index_t batch = tokens.shape(0);
-    const index_t count = tokens.shape(1);
-    detail::expect_shape("LlamaModel::forward", "logits", logits, {batch, config_.vocab_size});
-    const auto hidden = hidden_.template get<3>({batch, count, config_.dim});
-    const auto last = last_.template get<3>({batch, 1, config_.dim});
-    token_embedding_.forward(ctx, tokens, hidden);
-    for (std::size_t layer = 0; layer < layers_.size(); ++layer)
-      layers_[layer].forward(ctx, hidden, caches_[layer], start_pos);
-    // Only the last position of each sequence is needed to pick the next token.
-    for (index_t b = 0; b < batch; ++b)
-      final_norm_.forward(ctx, TensorView<const T, 3>(&hidden(b, count - 1, 0), {1, 1, config_.dim}),
-                          TensorView<T, 3>(&last(b, 0, 0), {1, 1, config_.dim}));
-    output_.forward(ctx, last, reshape<3>(logits, {batch, 1, config_.vocab_size}));
-  }
-
- private:
-  ModelConfig config_;
-  Embedding<Backend, T> token_embedding_;
-  std::vector<LlamaBlock<Backend, T>> layers_;
-  std::vector<KVCache<Backend, T>> caches_;
-  RMSNorm<Backend, T> final_norm_;
-  Linear<Backend, T> output_;
-  Workspace<T, Backend> hidden_;
-  Workspace<T, Backend> last_;
-};
 
 /// Stores every projection matrix of `model` (attention wq, wk, wv, wo; feed-forward w1, w2, w3; the
 /// output head) as `type`, packed from its float32 values (pack_matrix: f16/bf16 rounded, Q8_0
@@ -141,6 +84,31 @@ void load_parameter(Parameter<float, Rank, Backend>& parameter, Tensor<float, Ra
     parameter.assign(std::move(weight));
   else
     parameter.copy_from(weight.cview());
+}
+
+/// Views of every float32 weight of `model`, for a runner on another backend to copy. Throws
+/// config_error when a projection is packed (pack_projections, or a GGUF loaded with keep_packed).
+inline HostWeights host_weights(LlamaModel<cpu, float>& model) {
+  const auto& m = std::as_const(model);
+  const auto unpacked = [](const Parameter<float, 2, cpu>& weight) {
+    detail::require<config_error>(!weight.is_packed(), "host_weights: ", weight.name(),
+                                  " is packed; another backend needs float32 weights");
+    return weight.view();
+  };
+  HostWeights weights;
+  weights.config = model.config();
+  weights.tied_output = model.output().weight().view().data() ==
+                        model.token_embedding().weight().view().data();
+  weights.token_embedding = unpacked(m.token_embedding().weight());
+  for (const auto& block : m.layers())
+    weights.layers.push_back({block.attention_norm().weight().view(),
+                              unpacked(block.attention().wq()), unpacked(block.attention().wk()),
+                              unpacked(block.attention().wv()), unpacked(block.attention().wo()),
+                              block.ffn_norm().weight().view(), unpacked(block.feed_forward().w1()),
+                              unpacked(block.feed_forward().w2()), unpacked(block.feed_forward().w3())});
+  weights.final_norm = m.final_norm().weight().view();
+  weights.output = unpacked(m.output().weight());
+  return weights;
 }
 
 }  // namespace llama2

@@ -36,6 +36,7 @@
 #include "hf_loader.hpp"
 #include "llama2c_loader.hpp"
 #include "llama_model.hpp"
+#include "runner.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -255,8 +256,8 @@ Sampler make_sampler(const Options& options, const ModelConfig& config) {
 /// Prefill the prompt, then sample and decode one token at a time, printing as run.c does.
 /// Generation stops when a token of `stop_ids` is sampled ({1}, BOS, for llama2.c; the file's BOS
 /// and EOS for GGUF) and a `prompt_stop_id` inside the prompt ends it. Returns the exit status.
-template <class Backend, class Tokenizer>
-int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
+template <class Tokenizer>
+int generate(const Options& options, llama2::Runner& model,
              const Tokenizer* tokenizer, const std::vector<std::int32_t>& prompt,
              const std::vector<std::int32_t>& stop_ids, std::int32_t prompt_stop_id) {
   const ModelConfig& config = model.config();
@@ -290,22 +291,33 @@ int generate(const Options& options, const Context<Backend>& ctx, llama2::LlamaM
   }
   if (!stopped && steps >= prompt_length) {
     Tensor<float, 2> logits({1, config.vocab_size});
+    // The id that follows `tokens` at `start_pos`: at temperature 0 the runner picks it where the
+    // logits are (on a GPU only the id comes back), otherwise the sampler draws from the logits.
+    const auto advance = [&](const TensorView<const std::int32_t, 2>& tokens,
+                             std::int64_t start_pos) {
+      if (options.temperature == 0) {
+        std::int32_t next = 0;
+        model.forward_greedy(tokens, start_pos, TensorView<std::int32_t, 1>(&next, {1}));
+        return next;
+      }
+      model.forward(tokens, start_pos, logits.view());
+      return sampler.sample(logits.data());
+    };
     const auto prefill_start = clock::now();
-    model.forward(ctx, TensorView<const std::int32_t, 2>(prompt.data(), {1, prompt_length}), 0,
-                  logits.view());
+    std::int32_t next =
+        advance(TensorView<const std::int32_t, 2>(prompt.data(), {1, prompt_length}), 0);
     prefill_seconds = std::chrono::duration<double>(clock::now() - prefill_start).count();
     prefill_tokens = prompt_length;
     std::int32_t token = prompt.back();
     std::int64_t pos = prompt_length;  // positions in the cache
     const auto decode_start = clock::now();
     for (;;) {
-      const std::int32_t next = sampler.sample(logits.data());
       // BOS delimits sequences (and a GGUF's EOS ends one)
       if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
       emit(token, next);
       token = next;
       if (pos >= steps) break;
-      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+      next = advance(TensorView<const std::int32_t, 2>(&token, {1, 1}), pos);
       ++pos;
       ++decode_tokens;
     }
@@ -340,8 +352,7 @@ bool read_line(const char* guide, std::string& line) {
 /// are not cut at 511 bytes, and since the turn is one batched prefill there are no logits for the
 /// prompt's inner positions, so run.c's stray newline when it samples (and discards) EOS there is
 /// not printed.
-template <class Backend>
-int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel<Backend>& model,
+int chat(const Options& options, llama2::Runner& model,
          const SentencePieceTokenizer& tokenizer) {
   const ModelConfig& config = model.config();
   const std::int64_t steps = positions(options, config);
@@ -380,7 +391,7 @@ int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel
       std::printf("Assistant: ");
       const std::int64_t count =
           std::min<std::int64_t>(static_cast<std::int64_t>(prompt.size()), steps - pos);
-      model.forward(ctx, TensorView<const std::int32_t, 2>(prompt.data(), {1, count}), pos,
+      model.forward(TensorView<const std::int32_t, 2>(prompt.data(), {1, count}), pos,
                     logits.view());
       pos += count;
       // run.c samples after every prompt token and ignores all but the last sample; drawing as
@@ -393,7 +404,7 @@ int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel
     }
     const std::int32_t token = next;
     if (token == 2) user_turn = true;  // EOS ends the assistant's turn (after one more step)
-    model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+    model.forward(TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
     ++pos;
     next = sampler.sample(logits.data());
     reply(token, next);
@@ -406,9 +417,7 @@ int chat(const Options& options, const Context<Backend>& ctx, llama2::LlamaModel
 /// (chat_template.hpp): each user turn is rendered, encoded (special tokens included) and
 /// prefilled in one batch; the reply is sampled until the format's end-of-turn token, the EOS, or
 /// `steps` positions. The end-of-turn token is fed to the model so the next turn follows it.
-template <class Backend>
-int template_chat(const Options& options, const Context<Backend>& ctx,
-                  llama2::LlamaModel<Backend>& model, const llama2::GgufTokenizer& tokenizer,
+int template_chat(const Options& options, llama2::Runner& model, const llama2::GgufTokenizer& tokenizer,
                   const llama2::ChatTemplate& format) {
   const ModelConfig& config = model.config();
   const std::int64_t steps = positions(options, config);
@@ -447,7 +456,7 @@ int template_chat(const Options& options, const Context<Backend>& ctx,
                    static_cast<long long>(steps));
       break;
     }
-    model.forward(ctx, TensorView<const std::int32_t, 2>(turn.data(), {1, length}), pos,
+    model.forward(TensorView<const std::int32_t, 2>(turn.data(), {1, length}), pos,
                   logits.view());
     pos += length;
     std::fputs("Assistant: ", stdout);
@@ -458,7 +467,7 @@ int template_chat(const Options& options, const Context<Backend>& ctx,
       if (!stop) print_piece(tokenizer.decode(previous, token));
       std::fflush(stdout);
       // The end-of-turn token goes into the cache too, as the template writes it after a reply.
-      model.forward(ctx, TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
+      model.forward(TensorView<const std::int32_t, 2>(&token, {1, 1}), pos, logits.view());
       ++pos;
       previous = token;
       if (stop || pos >= steps) break;
@@ -469,13 +478,45 @@ int template_chat(const Options& options, const Context<Backend>& ctx,
   return 0;
 }
 
+/// LlamaModel<cpu> as a Runner: ids and logits are already in host memory.
+class CpuRunner final : public llama2::Runner {
+ public:
+  CpuRunner(Context<cpu> ctx, llama2::LlamaModel<cpu>& model, int threads)
+      : ctx_(std::move(ctx)), model_(model), threads_(threads) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  std::string device() const override { return "cpu (" + std::to_string(threads_) + " threads)"; }
+  void forward(const TensorView<const std::int32_t, 2>& tokens, index_t start_pos,
+               const TensorView<float, 2>& logits) override {
+    model_.forward(ctx_, tokens, start_pos, logits);
+  }
+  void forward_greedy(const TensorView<const std::int32_t, 2>& tokens, index_t start_pos,
+                      const TensorView<std::int32_t, 1>& ids) override {
+    const index_t batch = tokens.shape(0);
+    detail::expect_shape("CpuRunner::forward_greedy", "ids", ids, {batch});
+    const auto logits = logits_.get<2>({batch, model_.config().vocab_size});
+    model_.forward(ctx_, tokens, start_pos, logits);
+    for (index_t b = 0; b < batch; ++b)
+      ids(b) = detail::checked_argmax(&logits(b, 0), static_cast<std::int32_t>(logits.shape(1)));
+  }
+
+ private:
+  Context<cpu> ctx_;
+  Workspace<float, cpu> logits_;
+  llama2::LlamaModel<cpu>& model_;
+  int threads_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Options options = parse(argc, argv);
   if (options.device == "cuda") {
-    std::fprintf(stderr, "llama2: CUDA backend not built (this build has the cpu backend only)\n");
-    return 1;
+    if (!llama2::cuda_available()) {
+      std::fprintf(stderr, "llama2: CUDA backend not built (this build has the cpu backend only)\n");
+      return 1;
+    }
+    if (options.weights)
+      usage("--weights packs the projections for the cpu kernels; the cuda backend runs float32");
   }
   try {
     Context<cpu> ctx(options.threads);
@@ -491,7 +532,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "llama2: -z ignored: the GGUF file carries its tokenizer\n");
       gguf_file = io::GgufFile::open(options.model_path);
       gguf_tokenizer = llama2::load_gguf_tokenizer(*gguf_file);
-      model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap, 1, /*keep_packed=*/!options.weights);
+      model = llama2::load_gguf_model<cpu>(*gguf_file, ctx_cap, 1, /*keep_packed=*/!options.weights && options.device == "cpu");
     } else if (hf) {
       model = llama2::load_hf_model<cpu>(io::HfCheckpoint::open(options.model_path), ctx_cap);
       if (is_gguf(options.tokenizer_path)) {
@@ -506,16 +547,21 @@ int main(int argc, char** argv) {
       model = llama2::load_llama2c_model<cpu>(Llama2cCheckpoint::read(options.model_path));
     }
     if (options.weights) llama2::pack_projections(*model, *options.weights);
+    std::unique_ptr<llama2::Runner> runner;
+    if (options.device == "cuda")
+      runner = llama2::make_cuda_runner(llama2::host_weights(*model), 1, 0);
+    else
+      runner = std::make_unique<CpuRunner>(std::move(ctx), *model, options.threads);
     const ModelConfig& config = model->config();
     std::fprintf(stderr,
                  "model %s: dim %lld, %lld layers, %lld/%lld heads, ffn %lld, vocab %lld, "
-                 "max_seq_len %lld; %d threads; projections %s\n",
+                 "max_seq_len %lld; %s; projections %s\n",
                  options.model_path == "random" ? options.shape_name.c_str() : options.model_path.c_str(),
                  static_cast<long long>(config.dim), static_cast<long long>(config.n_layers),
                  static_cast<long long>(config.n_heads), static_cast<long long>(config.n_kv_heads),
                  static_cast<long long>(config.ffn_hidden_dim),
                  static_cast<long long>(config.vocab_size),
-                 static_cast<long long>(config.max_seq_len), options.threads,
+                 static_cast<long long>(config.max_seq_len), runner->device().c_str(),
                  model->layers().front().feed_forward().w1().is_packed()
                      ? to_string(model->layers().front().feed_forward().w1().packed()->type)
                      : "f32");
@@ -533,10 +579,10 @@ int main(int argc, char** argv) {
           throw format_error(jinja ? "-m chat: tokenizer.chat_template is none of the known "
                                      "formats (chatml, llama3, llama2)"
                                    : "-m chat: the GGUF file has no tokenizer.chat_template");
-        return template_chat(options, ctx, *model, *gguf_tokenizer, *format);
+        return template_chat(options, *runner, *gguf_tokenizer, *format);
       }
       if (prompt.empty()) prompt = {gguf_tokenizer->bos_id()};  // something to start from
-      return generate(options, ctx, *model, gguf_tokenizer.get(), prompt,
+      return generate(options, *runner, gguf_tokenizer.get(), prompt,
                       {gguf_tokenizer->bos_id(), gguf_tokenizer->eos_id()},
                       gguf_tokenizer->bos_id());
     }
@@ -562,9 +608,9 @@ int main(int argc, char** argv) {
     }
     if (options.mode == "chat") {
       if (!tokenizer) usage("-m chat needs a tokenizer");
-      return chat(options, ctx, *model, *tokenizer);
+      return chat(options, *runner, *tokenizer);
     }
-    return generate(options, ctx, *model, tokenizer ? &*tokenizer : nullptr, prompt, {1}, 1);
+    return generate(options, *runner, tokenizer ? &*tokenizer : nullptr, prompt, {1}, 1);
   } catch (const format_error& e) {  // a missing or malformed model or tokenizer file
     std::fprintf(stderr, "llama2: %s\n", e.what());
     print_usage();

@@ -1,7 +1,8 @@
 // llamablocks for CUDA: the core types, Context<cuda>, the device allocator behind
 // Tensor<T, Rank, cuda>, and every module specialized for the cuda backend (RMSNorm, Embedding,
 // Linear, RotaryEmbedding, KVCache, GroupedQueryAttention, SwiGLUFeedForward; LlamaBlock<cuda>
-// composes them) with their kernels (rms_norm, add_inplace, swiglu_activation, causal_attention). Compile with nvcc and link
+// composes them) with their kernels (rms_norm, add_inplace, swiglu_activation, causal_attention,
+// greedy_tokens). Compile with nvcc and link
 // llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include this header; the
 // cpu backend stays in llamablocks/llamablocks.hpp and both may be included together.
 #pragma once
@@ -25,5 +26,6 @@
 #include "llamablocks/backends/cuda/linear.cuh"
 #include "llamablocks/backends/cuda/rms_norm.cuh"
 #include "llamablocks/backends/cuda/rotary_embedding.cuh"
+#include "llamablocks/backends/cuda/sampling.cuh"
 #include "llamablocks/backends/cuda/swiglu_feed_forward.cuh"
 #include "llamablocks/modules/llama_block.hpp"

@@ -255,6 +255,52 @@ void test_kv_cache(lb::Context<lb::cuda>& ctx, std::mt19937& rng, index_t head_d
 }
 
 // ---------------------------------------------------------------------------------------------
+// greedy_tokens: each row's argmax as Sampler picks it (lowest id on ties), NaN / +inf / all −inf
+// rows flagged.
+
+template <class T>
+void test_greedy(lb::Context<lb::cuda>& ctx, std::mt19937& rng, index_t vocab) {
+  const index_t batch = 6;
+  auto logits = make_values<T>(rng, batch * vocab, 8.0f);
+  auto set = [&](index_t row, index_t i, float value) {
+    const auto at = static_cast<std::size_t>(row * vocab + i);
+    logits.rounded[at] = lb::detail::from_float<T>(value);
+    logits.exact[at] = lb::detail::to_float(logits.rounded[at]);
+  };
+  set(1, vocab - 1, 100.0f);                        // the maximum at the last id
+  set(2, 3, 100.0f);                                // a tie: the lower id wins
+  set(2, vocab - 2, 100.0f);
+  for (index_t i = 0; i < vocab; ++i) set(3, i, -INFINITY);
+  set(4, vocab / 2, NAN);
+  for (index_t i = 0; i < vocab; ++i) set(5, i, i % 3 == 0 ? -INFINITY : -50.0f);  // -inf masks
+  lb::Tensor<T, 2, lb::cuda> device_logits({batch, vocab});
+  upload(device_logits.data(), logits.rounded);
+  GuardedBuffer<std::int32_t> ids(batch);
+  lb::greedy_tokens<T>(ctx, device_logits.cview(), lb::TensorView<std::int32_t, 1>(ids.data(), {batch}));
+  ctx.synchronize();
+  std::vector<std::int32_t> got;
+  const std::string what = label<T>("greedy_tokens", "vocab " + std::to_string(vocab));
+  EXPECT(ids.read(got));
+  std::vector<std::int32_t> expected(static_cast<std::size_t>(batch));
+  for (index_t row = 0; row < batch; ++row) {
+    const float* values = logits.exact.data() + row * vocab;
+    std::int32_t best = 0;
+    bool bad = false;
+    for (index_t i = 0; i < vocab; ++i) {
+      bad = bad || std::isnan(values[i]) || values[i] == INFINITY;
+      if (values[i] > values[best]) best = static_cast<std::int32_t>(i);
+    }
+    expected[static_cast<std::size_t>(row)] =
+        bad ? lb::greedy_bad_logit : values[best] == -INFINITY ? lb::greedy_no_finite_maximum : best;
+  }
+  EXPECT(expected[1] == vocab - 1 && expected[2] == 3 && expected[5] == 1);
+  std::printf("%s %s: ids", got == expected ? "ok  " : "FAIL", what.c_str());
+  for (std::size_t i = 0; i < got.size(); ++i) std::printf(" %d (%d)", got[i], expected[i]);
+  std::printf("\n");
+  if (got != expected) ++failures;
+}
+
+// ---------------------------------------------------------------------------------------------
 // SwiGLUFeedForward, GroupedQueryAttention and LlamaBlock against their cpu twins.
 
 /// Random weights of one layer, rounded to T; q and k projections 3× larger so that the attention
@@ -435,6 +481,8 @@ void test_all(lb::Context<lb::cuda>& ctx, std::mt19937& rng) {
   test_kv_cache<T>(ctx, rng, 128);
   test_kv_cache<T>(ctx, rng, 6);
   for (index_t rows : {1, 7, 130}) test_swiglu<T>(ctx, rng, rows);
+  test_greedy<T>(ctx, rng, 32000);
+  test_greedy<T>(ctx, rng, 37);
 
   //            batch dim  heads kv  head_dim ffn  max_seq theta   half_split
   const LayerShape mha{1, 256, 4, 4, 64, 688, 64, 10000.0, false};
