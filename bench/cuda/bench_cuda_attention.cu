@@ -67,21 +67,11 @@ Result time_attention(const lb::Context<lb::cuda>& ctx, lb::bench::Timer& timer,
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::atoi(argv[1]) : 50;
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 77;
-  }
-  try {
-    lb::Context<lb::cuda> ctx;
-    cudaDeviceProp properties{};
-    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
-    lb::bench::Timer timer(ctx.stream());
-    const lb::bench::L2Flush flush(ctx);
-    const double copy_gbs =
-        lb::bench::copy_bandwidth_gbs(ctx, timer, flush, std::size_t{256} << 20, repeats);
-    std::printf("device: %s (%d SMs); device-to-device copy %.1f GB/s (read + write)\n",
-                properties.name, properties.multiProcessorCount, copy_gbs);
+  return lb::bench::run_cuda_bench(std::size_t{256} << 20, repeats, [&](const lb::Context<lb::cuda>& ctx,
+                                                                     const cudaDeviceProp&,
+                                                                     lb::bench::Timer& timer,
+                                                                     const lb::bench::L2Flush& flush,
+                                                                     double copy_gbs) {
     std::printf("%-36s %12s %10s %10s %14s\n", "case", "median us", "KV GB/s", "TFLOP/s",
                 "of copy BW");
     for (index_t batch : {1, 8})
@@ -97,9 +87,5 @@ int main(int argc, char** argv) {
     std::printf("%-36s %12.2f %10s %10.1f\n", r.name.c_str(), r.us, "", r.tflops);
     std::printf("{\"case\": \"%s\", \"us\": %.3f, \"tflops\": %.2f}\n", r.name.c_str(), r.us,
                 r.tflops);
-  } catch (const std::exception& e) {
-    std::printf("FAIL: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

@@ -39,19 +39,11 @@ lb::ModelConfig llama2_7b() {
 
 int main(int argc, char** argv) {
   const int steps = argc > 1 ? std::atoi(argv[1]) : 64;
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 77;
-  }
-  try {
-    lb::Context<lb::cuda> ctx;
-    cudaDeviceProp properties{};
-    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
-    lb::bench::Timer timer(ctx.stream());
-    const lb::bench::L2Flush flush(ctx);
-    const double copy_gbs = lb::bench::copy_bandwidth_gbs(ctx, timer, flush, std::size_t{1} << 30, 20);
-
+  return lb::bench::run_cuda_bench(std::size_t{1} << 30, 20, [&](const lb::Context<lb::cuda>& ctx,
+                                                                 const cudaDeviceProp& properties,
+                                                                 lb::bench::Timer& timer,
+                                                                 const lb::bench::L2Flush&,
+                                                                 double copy_gbs) {
     const lb::ModelConfig config = llama2_7b();
     llama2::LlamaModel<lb::cuda, T> model(config, 1, /*tie_output=*/false);
     double weight_bytes = 0;
@@ -88,8 +80,6 @@ int main(int argc, char** argv) {
     });
     const double tokens_per_second = 1e3 / step_ms;
     const double gbs = weight_bytes / (step_ms * 1e-3) / 1e9;
-    std::printf("device: %s; device-to-device copy %.1f GB/s (read + write)\n", properties.name,
-                copy_gbs);
     std::printf("LLaMA-2-7B shape, bf16, batch 1: %.3f ms per token (median of %d), %.1f tokens/s, "
                 "%.2f GB of weights per token -> %.1f GB/s = %.1f%% of copy bandwidth (target 80%%)\n",
                 step_ms, steps, tokens_per_second, weight_bytes / 1e9, gbs, 100.0 * gbs / copy_gbs);
@@ -97,9 +87,5 @@ int main(int argc, char** argv) {
                 "\"weight_gb\": %.3f, \"gbs\": %.1f, \"copy_gbs\": %.1f, \"fraction_of_copy\": %.4f}\n",
                 properties.name, step_ms, tokens_per_second, weight_bytes / 1e9, gbs, copy_gbs,
                 gbs / copy_gbs);
-  } catch (const std::exception& e) {
-    std::printf("FAIL: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  });
 }

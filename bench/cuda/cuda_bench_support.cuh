@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <vector>
 
 namespace llamablocks::bench {
@@ -77,6 +79,33 @@ inline double copy_bandwidth_gbs(const Context<cuda>& ctx, Timer& timer, const L
                                            cudaMemcpyDeviceToDevice, ctx.stream()));
   });
   return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
+/// main() of a cuda benchmark: exit 77 without a device; else body(ctx, properties, timer, flush,
+/// copy_gbs) with the device-to-device copy bandwidth of `copy_bytes` measured first; a
+/// llamablocks error or other exception prints FAIL and exits 1.
+template <class Body>
+int run_cuda_bench(std::size_t copy_bytes, int copy_repeats, Body&& body) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("SKIPPED: no CUDA device\n");
+    return 77;
+  }
+  try {
+    Context<cuda> ctx;
+    cudaDeviceProp properties{};
+    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
+    Timer timer(ctx.stream());
+    const L2Flush flush(ctx);
+    const double copy_gbs = copy_bandwidth_gbs(ctx, timer, flush, copy_bytes, copy_repeats);
+    std::printf("device: %s (%d SMs); device-to-device copy %.1f GB/s (read + write)\n",
+                properties.name, properties.multiProcessorCount, copy_gbs);
+    body(ctx, properties, timer, flush, copy_gbs);
+  } catch (const std::exception& e) {
+    std::printf("FAIL: %s\n", e.what());
+    return 1;
+  }
+  return 0;
 }
 
 /// data[i] = scale · u(i, seed), u uniform in [−1, 1) from an integer hash of i (reproducible,

@@ -4,43 +4,18 @@ events, L2 flushed by a memset before each repeat, median). Exit 77 without torc
 Usage: python3 torch_rms_norm.py [rows dim [repeats]]   (default 4096 4096 100)
 """
 import json
+import os
 import sys
 
-try:
-    import torch
-except ImportError:
-    print("SKIPPED: no torch")
-    sys.exit(77)
-if not torch.cuda.is_available():
-    print("SKIPPED: torch sees no CUDA device")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_timing import device, median_ms, properties, torch  # noqa: E402  (exits 77 without a GPU)
 
 rows, dim = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (4096, 4096)
 repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 100
 eps = 1e-5
-device = torch.device("cuda")
-properties = torch.cuda.get_device_properties(device)
-flush = torch.empty(max(2 * properties.L2_cache_size, 64 << 20), dtype=torch.uint8, device=device)
 x = (torch.rand(rows, dim, device=device) * 4 - 2).to(torch.bfloat16)
 w = torch.ones(dim, device=device, dtype=torch.bfloat16)
 out = torch.empty_like(x)
-
-
-def median_ms(body):
-    for _ in range(3):
-        body()
-    times = []
-    for _ in range(repeats):
-        flush.zero_()
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        body()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def eager():
@@ -62,7 +37,7 @@ results = {}
 print(f"torch {torch.__version__} on {properties.name}")
 print(f"{'case':34s} {'median us':>10s} {'GB/s':>10s}")
 for name, body in cases.items():
-    ms = median_ms(body)
+    ms = median_ms(body, repeats)
     gbs = nbytes / (ms * 1e-3) / 1e9
     results[name] = {"us": ms * 1e3, "gbs": gbs}
     print(f"{name:34s} {ms * 1e3:10.2f} {gbs:10.1f}")

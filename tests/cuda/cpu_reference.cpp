@@ -36,9 +36,7 @@ void cpu_rope(float* x, std::int64_t batch, std::int64_t tokens, std::int64_t he
   rope.apply(ctx, TensorView<float, 4>(x, {batch, tokens, heads, head_dim}), start_pos);
 }
 
-namespace {
-
-ModelConfig make_config(const LayerShape& shape) {
+ModelConfig config_of(const LayerShape& shape) {
   ModelConfig config;
   config.dim = shape.dim;
   config.n_heads = shape.n_heads;
@@ -51,6 +49,8 @@ ModelConfig make_config(const LayerShape& shape) {
   config.norm_eps = 1e-5;
   return config;
 }
+
+namespace {
 
 template <class Attention>
 void load_attention(Attention& attention, const LayerShape& s, const LayerWeights& w) {
@@ -74,7 +74,7 @@ void load_feed_forward(FeedForward& feed_forward, const LayerShape& s, const Lay
 void cpu_attention_steps(const LayerShape& shape, const LayerWeights& weights,
                          const std::vector<Step>& steps, const float* x, float* out) {
   Context<cpu> ctx;
-  const ModelConfig config = make_config(shape);
+  const ModelConfig config = config_of(shape);
   GroupedQueryAttention<cpu, float> attention(config);
   load_attention(attention, shape, weights);
   KVCache<cpu, float> cache(config, shape.batch);
@@ -90,7 +90,7 @@ void cpu_attention_steps(const LayerShape& shape, const LayerWeights& weights,
 void cpu_llama_block_steps(const LayerShape& shape, const LayerWeights& weights,
                            const std::vector<Step>& steps, const float* x, float* out) {
   Context<cpu> ctx;
-  const ModelConfig config = make_config(shape);
+  const ModelConfig config = config_of(shape);
   LlamaBlock<cpu, float> block(config);
   load_attention(block.attention(), shape, weights);
   load_feed_forward(block.feed_forward(), shape, weights);

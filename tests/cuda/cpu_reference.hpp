@@ -2,6 +2,8 @@
 // called from the cuda tests as the cross-backend reference. Every pointer is host memory.
 #pragma once
 
+#include "llamablocks/core/config.hpp"
+
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -34,6 +36,9 @@ struct LayerShape {
   double rope_theta;
   bool half_split;
 };
+
+/// The ModelConfig of `shape` (norm_eps 1e-5, no RoPE scaling).
+ModelConfig config_of(const LayerShape& shape);
 
 /// Host weights of one layer (nn.Linear layouts); the norms are used by the LlamaBlock only.
 struct LayerWeights {

@@ -352,20 +352,6 @@ struct Layer {
   Values<T> wq, wk, wv, wo, w1, w2, w3, attention_norm, ffn_norm;
 };
 
-lb::ModelConfig config_of(const LayerShape& s) {
-  lb::ModelConfig config;
-  config.dim = s.dim;
-  config.n_heads = s.n_heads;
-  config.n_kv_heads = s.n_kv_heads;
-  config.head_dim = s.head_dim;
-  config.ffn_hidden_dim = s.ffn_hidden_dim;
-  config.max_seq_len = s.max_seq_len;
-  config.rope_theta = s.rope_theta;
-  config.rope_layout = s.half_split ? lb::RopeLayout::half_split : lb::RopeLayout::interleaved;
-  config.norm_eps = 1e-5;
-  return config;
-}
-
 std::string describe(const LayerShape& s, const std::vector<Step>& steps) {
   std::string text = "batch " + std::to_string(s.batch) + ", heads " + std::to_string(s.n_heads) +
                      "/" + std::to_string(s.n_kv_heads) + ", head_dim " + std::to_string(s.head_dim) +

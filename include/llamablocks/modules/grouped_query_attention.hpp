@@ -24,8 +24,66 @@
 #pragma once
 
 #include "llamablocks/core/backend.hpp"
+#include "llamablocks/core/config.hpp"
+#include "llamablocks/core/module_checks.hpp"
+#include "llamablocks/core/parameter.hpp"
+#include "llamablocks/modules/rotary_embedding.hpp"
+
+#include <memory>
+#include <utility>
 
 namespace llamablocks {
+
+namespace detail {
+
+/// What GroupedQueryAttention holds on every backend: its shapes, the shared rotary tables and the
+/// four projections, with their accessors. Each backend's specialization derives from it and adds
+/// forward (and its scratch).
+template <class Backend, class T>
+class AttentionWeights {
+ public:
+  /// \param config uses dim, n_heads, n_kv_heads, head_dim.
+  /// \param rope   shared rotary tables (one per model); its head_dim must equal config.head_dim.
+  AttentionWeights(const ModelConfig& config,
+                   std::shared_ptr<const RotaryEmbedding<Backend, T>> rope)
+      : dim_(config.dim),
+        n_heads_(config.n_heads),
+        n_kv_heads_(config.n_kv_heads),
+        head_dim_(config.head_dim),
+        rope_((check_attention_config(config, rope.get()), std::move(rope))),
+        wq_("attention.wq", {n_heads_ * head_dim_, dim_}),
+        wk_("attention.wk", {n_kv_heads_ * head_dim_, dim_}),
+        wv_("attention.wv", {n_kv_heads_ * head_dim_, dim_}),
+        wo_("attention.wo", {dim_, n_heads_ * head_dim_}) {}
+
+  index_t dim() const { return dim_; }
+  index_t n_heads() const { return n_heads_; }
+  index_t n_kv_heads() const { return n_kv_heads_; }
+  index_t head_dim() const { return head_dim_; }
+  const RotaryEmbedding<Backend, T>& rope() const { return *rope_; }
+
+  Parameter<T, 2, Backend>& wq() { return wq_; }
+  Parameter<T, 2, Backend>& wk() { return wk_; }
+  Parameter<T, 2, Backend>& wv() { return wv_; }
+  Parameter<T, 2, Backend>& wo() { return wo_; }
+  const Parameter<T, 2, Backend>& wq() const { return wq_; }
+  const Parameter<T, 2, Backend>& wk() const { return wk_; }
+  const Parameter<T, 2, Backend>& wv() const { return wv_; }
+  const Parameter<T, 2, Backend>& wo() const { return wo_; }
+
+ protected:
+  index_t dim_;
+  index_t n_heads_;
+  index_t n_kv_heads_;
+  index_t head_dim_;
+  std::shared_ptr<const RotaryEmbedding<Backend, T>> rope_;
+  Parameter<T, 2, Backend> wq_;
+  Parameter<T, 2, Backend> wk_;
+  Parameter<T, 2, Backend> wv_;
+  Parameter<T, 2, Backend> wo_;
+};
+
+}  // namespace detail
 
 /// Multi-head / grouped-query / multi-query causal self-attention with RoPE and a KV cache.
 /// \tparam Backend backend tag (cpu, cuda).

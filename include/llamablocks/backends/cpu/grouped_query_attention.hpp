@@ -27,40 +27,21 @@
 namespace llamablocks {
 
 template <class T>
-class GroupedQueryAttention<cpu, T> {
+class GroupedQueryAttention<cpu, T> : public detail::AttentionWeights<cpu, T> {
+  using Weights = detail::AttentionWeights<cpu, T>;
+  using Weights::dim_, Weights::n_heads_, Weights::n_kv_heads_, Weights::head_dim_, Weights::rope_,
+      Weights::wq_, Weights::wk_, Weights::wv_, Weights::wo_;
+
  public:
   /// \param config uses dim, n_heads, n_kv_heads, head_dim.
   /// \param rope   shared rotary tables (one per model); its head_dim must equal config.head_dim.
   GroupedQueryAttention(const ModelConfig& config,
                         std::shared_ptr<const RotaryEmbedding<cpu, T>> rope)
-      : dim_(config.dim),
-        n_heads_(config.n_heads),
-        n_kv_heads_(config.n_kv_heads),
-        head_dim_(config.head_dim),
-        rope_((detail::check_attention_config(config, rope.get()), std::move(rope))),
-        wq_("attention.wq", {n_heads_ * head_dim_, dim_}),
-        wk_("attention.wk", {n_kv_heads_ * head_dim_, dim_}),
-        wv_("attention.wv", {n_kv_heads_ * head_dim_, dim_}),
-        wo_("attention.wo", {dim_, n_heads_ * head_dim_}) {}
+      : Weights(config, std::move(rope)) {}
 
   /// Builds its own RotaryEmbedding from config (head_dim, max_seq_len, rope_*).
   explicit GroupedQueryAttention(const ModelConfig& config)
       : GroupedQueryAttention(config, std::make_shared<const RotaryEmbedding<cpu, T>>(config)) {}
-
-  index_t dim() const { return dim_; }
-  index_t n_heads() const { return n_heads_; }
-  index_t n_kv_heads() const { return n_kv_heads_; }
-  index_t head_dim() const { return head_dim_; }
-  const RotaryEmbedding<cpu, T>& rope() const { return *rope_; }
-
-  Parameter<T, 2, cpu>& wq() { return wq_; }
-  Parameter<T, 2, cpu>& wk() { return wk_; }
-  Parameter<T, 2, cpu>& wv() { return wv_; }
-  Parameter<T, 2, cpu>& wo() { return wo_; }
-  const Parameter<T, 2, cpu>& wq() const { return wq_; }
-  const Parameter<T, 2, cpu>& wk() const { return wk_; }
-  const Parameter<T, 2, cpu>& wv() const { return wv_; }
-  const Parameter<T, 2, cpu>& wo() const { return wo_; }
 
   /// x, out: [batch, tokens, dim]; tokens 1 is a decode step, more a prefill. The keys and values
   /// of these tokens are stored in `cache` at start_pos .. start_pos + tokens − 1.
@@ -204,15 +185,6 @@ class GroupedQueryAttention<cpu, T> {
   }
 
  private:
-  index_t dim_;
-  index_t n_heads_;
-  index_t n_kv_heads_;
-  index_t head_dim_;
-  std::shared_ptr<const RotaryEmbedding<cpu, T>> rope_;
-  Parameter<T, 2, cpu> wq_;
-  Parameter<T, 2, cpu> wk_;
-  Parameter<T, 2, cpu> wv_;
-  Parameter<T, 2, cpu> wo_;
   Workspace<T, cpu> q_;
   Workspace<T, cpu> k_;
   Workspace<T, cpu> v_;

@@ -12,29 +12,22 @@
 namespace llamablocks {
 
 template <class T>
-class KVCache<cpu, T> {
+class KVCache<cpu, T> : public detail::KVCacheStorage<cpu, T> {
+  using Storage = detail::KVCacheStorage<cpu, T>;
+  using Storage::keys_, Storage::values_, Storage::length_;
+
  public:
-  /// \param batch        sequences decoded together.
-  /// \param n_kv_heads   key/value heads of the attention layer (not its query heads).
-  /// \param head_dim     width of one head.
-  /// \param max_seq_len  capacity in positions.
-  KVCache(index_t batch, index_t n_kv_heads, index_t head_dim, index_t max_seq_len)
-      : keys_(detail::kv_cache_shape(batch, n_kv_heads, head_dim, max_seq_len)),
-        values_(keys_.shape()) {}
+  using Storage::batch, Storage::n_kv_heads, Storage::max_seq_len, Storage::head_dim;
 
-  KVCache(const ModelConfig& config, index_t batch)
-      : KVCache(batch, config.n_kv_heads, config.head_dim, config.max_seq_len) {}
+  /// \param sequences    sequences decoded together (batch()).
+  /// \param kv_heads     key/value heads of the attention layer, not its query heads (n_kv_heads()).
+  /// \param head_width   width of one head (head_dim()).
+  /// \param capacity     positions it can hold (max_seq_len()).
+  KVCache(index_t sequences, index_t kv_heads, index_t head_width, index_t capacity)
+      : Storage(sequences, kv_heads, head_width, capacity) {}
 
-  index_t batch() const { return keys_.shape(0); }
-  index_t n_kv_heads() const { return keys_.shape(1); }
-  index_t max_seq_len() const { return keys_.shape(2); }
-  index_t head_dim() const { return keys_.shape(3); }
-  /// Filled positions, the same for every sequence of the batch.
-  index_t length() const { return length_; }
-
-  /// [batch, n_kv_heads, max_seq_len, head_dim]; positions >= length() are unspecified.
-  TensorView<const T, 4> keys() const { return keys_.cview(); }
-  TensorView<const T, 4> values() const { return values_.cview(); }
+  KVCache(const ModelConfig& config, index_t sequences)
+      : KVCache(sequences, config.n_kv_heads, config.head_dim, config.max_seq_len) {}
 
   /// Stores k, v: [batch, tokens, n_kv_heads, head_dim] at positions start_pos .. and sets
   /// length() = start_pos + tokens. start_pos <= length() (a smaller one rewinds). On any error
@@ -57,19 +50,6 @@ class KVCache<cpu, T> {
              const TensorView<const T, 4>& v) {
     write(start_pos, k, v);
   }
-
-  /// Forgets positions >= new_length; 0 <= new_length <= length().
-  void truncate(index_t new_length) {
-    detail::check_kv_cache_truncate(*this, new_length);
-    length_ = new_length;
-  }
-
-  void reset() { length_ = 0; }
-
- private:
-  Tensor<T, 4, cpu> keys_;
-  Tensor<T, 4, cpu> values_;
-  index_t length_ = 0;
 };
 
 }  // namespace llamablocks

@@ -75,30 +75,21 @@ void swiglu_activation_backward(const Context<cpu>& ctx, const TensorView<const 
 }
 
 template <class T>
-class SwiGLUFeedForward<cpu, T> {
+class SwiGLUFeedForward<cpu, T> : public detail::FeedForwardWeights<cpu, T> {
+  using Weights = detail::FeedForwardWeights<cpu, T>;
+  using Weights::w1_, Weights::w2_, Weights::w3_;
+
  public:
-  /// \param dim            width of the residual stream.
-  /// \param ffn_hidden_dim inner width (llama_ffn_hidden_dim gives Meta's rule).
-  SwiGLUFeedForward(index_t dim, index_t ffn_hidden_dim)
-      : w1_("feed_forward.w1",
-            {detail::check_positive("SwiGLUFeedForward", "ffn_hidden_dim", ffn_hidden_dim),
-             detail::check_positive("SwiGLUFeedForward", "dim", dim)}),
-        w2_("feed_forward.w2", {dim, ffn_hidden_dim}),
-        w3_("feed_forward.w3", {ffn_hidden_dim, dim}) {
+  using Weights::dim, Weights::ffn_hidden_dim;
+
+  /// \param model_dim  width of the residual stream (dim()).
+  /// \param inner_dim  inner width, ffn_hidden_dim() (llama_ffn_hidden_dim gives Meta's rule).
+  SwiGLUFeedForward(index_t model_dim, index_t inner_dim) : Weights(model_dim, inner_dim) {
     detail::check_cpu_scalar<T>();
   }
 
   explicit SwiGLUFeedForward(const ModelConfig& config)
       : SwiGLUFeedForward(config.dim, config.ffn_hidden_dim) {}
-
-  index_t dim() const { return w1_.shape()[1]; }
-  index_t ffn_hidden_dim() const { return w1_.shape()[0]; }
-  Parameter<T, 2, cpu>& w1() { return w1_; }
-  Parameter<T, 2, cpu>& w2() { return w2_; }
-  Parameter<T, 2, cpu>& w3() { return w3_; }
-  const Parameter<T, 2, cpu>& w1() const { return w1_; }
-  const Parameter<T, 2, cpu>& w2() const { return w2_; }
-  const Parameter<T, 2, cpu>& w3() const { return w3_; }
 
   /// x, out: [batch, tokens, dim]; out must not overlap x.
   void forward(const Context<cpu>& ctx, const TensorView<const T, 3>& x,
@@ -197,9 +188,6 @@ class SwiGLUFeedForward<cpu, T> {
   }
 
  private:
-  Parameter<T, 2, cpu> w1_;
-  Parameter<T, 2, cpu> w2_;
-  Parameter<T, 2, cpu> w3_;
   Workspace<T, cpu> gate_;
   Workspace<T, cpu> up_;
   Workspace<std::uint8_t, cpu> packed_scratch_;

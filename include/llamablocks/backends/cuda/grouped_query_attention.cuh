@@ -28,21 +28,17 @@ namespace llamablocks {
 /// Multi-head / grouped-query / multi-query causal self-attention with RoPE and a KV cache, on the
 /// GPU. \tparam T float, __half or __nv_bfloat16.
 template <class T>
-class GroupedQueryAttention<cuda, T> {
+class GroupedQueryAttention<cuda, T> : public detail::AttentionWeights<cuda, T> {
+  using Weights = detail::AttentionWeights<cuda, T>;
+  using Weights::dim_, Weights::n_heads_, Weights::n_kv_heads_, Weights::head_dim_, Weights::rope_,
+      Weights::wq_, Weights::wk_, Weights::wv_, Weights::wo_;
+
  public:
-  /// \param config uses dim, n_heads, n_kv_heads, head_dim.
+  /// \param config uses dim, n_heads, n_kv_heads, head_dim (at most 256 here).
   /// \param rope   shared rotary tables (one per model); its head_dim must equal config.head_dim.
   GroupedQueryAttention(const ModelConfig& config,
                         std::shared_ptr<const RotaryEmbedding<cuda, T>> rope)
-      : dim_(config.dim),
-        n_heads_(config.n_heads),
-        n_kv_heads_(config.n_kv_heads),
-        head_dim_(config.head_dim),
-        rope_((detail::check_attention_config(config, rope.get()), std::move(rope))),
-        wq_("attention.wq", {n_heads_ * head_dim_, dim_}),
-        wk_("attention.wk", {n_kv_heads_ * head_dim_, dim_}),
-        wv_("attention.wv", {n_kv_heads_ * head_dim_, dim_}),
-        wo_("attention.wo", {dim_, n_heads_ * head_dim_}) {
+      : Weights(config, std::move(rope)) {
     detail::require<config_error>(head_dim_ <= detail::attention_max_head_dim,
                                   "GroupedQueryAttention<cuda>: head_dim ", head_dim_,
                                   " exceeds the cuda kernel's limit of ",
@@ -52,21 +48,6 @@ class GroupedQueryAttention<cuda, T> {
   /// Builds its own RotaryEmbedding from config (head_dim, max_seq_len, rope_*).
   explicit GroupedQueryAttention(const ModelConfig& config)
       : GroupedQueryAttention(config, std::make_shared<const RotaryEmbedding<cuda, T>>(config)) {}
-
-  index_t dim() const { return dim_; }
-  index_t n_heads() const { return n_heads_; }
-  index_t n_kv_heads() const { return n_kv_heads_; }
-  index_t head_dim() const { return head_dim_; }
-  const RotaryEmbedding<cuda, T>& rope() const { return *rope_; }
-
-  Parameter<T, 2, cuda>& wq() { return wq_; }
-  Parameter<T, 2, cuda>& wk() { return wk_; }
-  Parameter<T, 2, cuda>& wv() { return wv_; }
-  Parameter<T, 2, cuda>& wo() { return wo_; }
-  const Parameter<T, 2, cuda>& wq() const { return wq_; }
-  const Parameter<T, 2, cuda>& wk() const { return wk_; }
-  const Parameter<T, 2, cuda>& wv() const { return wv_; }
-  const Parameter<T, 2, cuda>& wo() const { return wo_; }
 
   /// x, out: [batch, tokens, dim] in device memory; tokens 1 is a decode step, more a prefill.
   /// The keys and values of these tokens are stored in `cache` at start_pos .. start_pos +
@@ -105,15 +86,6 @@ class GroupedQueryAttention<cuda, T> {
   }
 
  private:
-  index_t dim_;
-  index_t n_heads_;
-  index_t n_kv_heads_;
-  index_t head_dim_;
-  std::shared_ptr<const RotaryEmbedding<cuda, T>> rope_;
-  Parameter<T, 2, cuda> wq_;
-  Parameter<T, 2, cuda> wk_;
-  Parameter<T, 2, cuda> wv_;
-  Parameter<T, 2, cuda> wo_;
   Workspace<T, cuda> q_;
   Workspace<T, cuda> k_;
   Workspace<T, cuda> v_;

@@ -20,30 +20,21 @@ namespace llamablocks {
 /// Gated feed-forward network with SiLU gate, weights in device memory.
 /// \tparam T float, __half or __nv_bfloat16 (float accumulation).
 template <class T>
-class SwiGLUFeedForward<cuda, T> {
+class SwiGLUFeedForward<cuda, T> : public detail::FeedForwardWeights<cuda, T> {
+  using Weights = detail::FeedForwardWeights<cuda, T>;
+  using Weights::w1_, Weights::w2_, Weights::w3_;
+
  public:
-  /// \param dim            width of the residual stream.
-  /// \param ffn_hidden_dim inner width (llama_ffn_hidden_dim gives Meta's rule).
-  SwiGLUFeedForward(index_t dim, index_t ffn_hidden_dim)
-      : w1_("feed_forward.w1",
-            {detail::check_positive("SwiGLUFeedForward", "ffn_hidden_dim", ffn_hidden_dim),
-             detail::check_positive("SwiGLUFeedForward", "dim", dim)}),
-        w2_("feed_forward.w2", {dim, ffn_hidden_dim}),
-        w3_("feed_forward.w3", {ffn_hidden_dim, dim}) {
+  using Weights::dim, Weights::ffn_hidden_dim;
+
+  /// \param model_dim  width of the residual stream (dim()).
+  /// \param inner_dim  inner width, ffn_hidden_dim() (llama_ffn_hidden_dim gives Meta's rule).
+  SwiGLUFeedForward(index_t model_dim, index_t inner_dim) : Weights(model_dim, inner_dim) {
     detail::check_cuda_scalar<T>();
   }
 
   explicit SwiGLUFeedForward(const ModelConfig& config)
       : SwiGLUFeedForward(config.dim, config.ffn_hidden_dim) {}
-
-  index_t dim() const { return w1_.shape()[1]; }
-  index_t ffn_hidden_dim() const { return w1_.shape()[0]; }
-  Parameter<T, 2, cuda>& w1() { return w1_; }
-  Parameter<T, 2, cuda>& w2() { return w2_; }
-  Parameter<T, 2, cuda>& w3() { return w3_; }
-  const Parameter<T, 2, cuda>& w1() const { return w1_; }
-  const Parameter<T, 2, cuda>& w2() const { return w2_; }
-  const Parameter<T, 2, cuda>& w3() const { return w3_; }
 
   /// x, out: [batch, tokens, dim] in device memory; out must not overlap x. Asynchronous on
   /// ctx's stream.
@@ -61,9 +52,6 @@ class SwiGLUFeedForward<cuda, T> {
   }
 
  private:
-  Parameter<T, 2, cuda> w1_;
-  Parameter<T, 2, cuda> w2_;
-  Parameter<T, 2, cuda> w3_;
   Workspace<T, cuda> gate_;
   Workspace<T, cuda> up_;
 };
