@@ -23,6 +23,10 @@ using lb::index_t;
 using lb::test::tolerance_cuda;
 using namespace lb::test;
 
+namespace llamablocks::test {
+const char* cuda_backend_name();  // second_translation_unit.cu
+}  // namespace llamablocks::test
+
 namespace {
 
 /// Host values rounded to T, and the same values as float for the cpu reference.
@@ -494,6 +498,7 @@ void test_all(lb::Context<lb::cuda>& ctx, std::mt19937& rng) {
 int main() {
   return run_cuda_test([](lb::Context<lb::cuda>& ctx) {
     std::mt19937 rng(20261123);
+    EXPECT(std::string(cuda_backend_name()) == "cuda");
     test_all<float>(ctx, rng);
     test_all<__half>(ctx, rng);
     test_all<__nv_bfloat16>(ctx, rng);

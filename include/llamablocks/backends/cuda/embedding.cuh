@@ -22,11 +22,14 @@ namespace detail {
 inline constexpr unsigned int no_bad_token = 0xFFFFFFFFu;
 
 /// first_bad = min(first_bad, i) over positions i whose id is outside [0, vocab_size).
-__global__ void find_bad_token(const std::int32_t* __restrict__ tokens, int count, int vocab_size,
+/// A template (on the id type) like every kernel in a header, so that two translation units
+/// including it link together.
+template <class Id>
+__global__ void find_bad_token(const Id* __restrict__ tokens, int count, int vocab_size,
                                unsigned int* first_bad) {
   const int step = static_cast<int>(gridDim.x * blockDim.x);
   for (int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x); i < count; i += step) {
-    const std::int32_t id = tokens[i];
+    const Id id = tokens[i];
     if (id < 0 || id >= vocab_size) atomicMin(first_bad, static_cast<unsigned int>(i));
   }
 }
@@ -86,8 +89,8 @@ class Embedding<cuda, T> {
     unsigned int* first_bad = first_bad_.data();
     LLAMABLOCKS_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xFF, sizeof(unsigned int), ctx.stream()));
     const int check_blocks = (count + 255) / 256 < 1024 ? (count + 255) / 256 : 1024;
-    detail::find_bad_token<<<check_blocks, 256, 0, ctx.stream()>>>(tokens.data(), count, vocab,
-                                                                    first_bad);
+    detail::find_bad_token<std::int32_t><<<check_blocks, 256, 0, ctx.stream()>>>(
+        tokens.data(), count, vocab, first_bad);
     LLAMABLOCKS_CUDA_CHECK_LAUNCH();
     constexpr int vector = detail::vector_width<T>;
     const bool vectorizable = width % vector == 0 && detail::is_aligned(weight_.view().data(), 16) &&
