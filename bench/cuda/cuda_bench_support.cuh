@@ -1,111 +1,110 @@
-// Shared pieces of the cuda benchmarks: a CUDA-event timer that reports the median of repeats
-// with the L2 cache flushed before each, the device's own copy bandwidth (the ceiling memory-bound
-// kernels are reported against), and a kernel that fills device memory with reproducible noise.
+// Shared pieces of the cuda benchmarks (Google Benchmark, manual time):
+//   - CudaBench: the context, the device's properties, an L2 flush buffer, and the device-to-device
+//     copy bandwidth that BM_CopyDeviceToDevice measured first in the same run, so that every
+//     memory-bound case can report the fraction of it (counter "of_copy");
+//   - time_with_events: one benchmark iteration = the L2 flushed (outside the timing), then body()
+//     between two CUDA events; SetIterationTime gets the event time (UseManualTime);
+//   - fill: reproducible noise in device memory without a host copy.
+// cuda_bench_main.cu is the main() of every cuda benchmark: exit 77 without a device.
 #pragma once
 
 #include "llamablocks/cuda.cuh"
 
+#include <benchmark/benchmark.h>
+
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <exception>
-#include <vector>
+#include <string>
 
 namespace llamablocks::bench {
 
-struct Timer {
-  explicit Timer(cudaStream_t timed_stream) : stream(timed_stream) {
-    LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&start));
-    LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~Timer() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-
-  /// Median milliseconds of `repeats` runs of `body`, each after `flush`.
-  template <class Flush, class Body>
-  double median_ms(int repeats, Flush&& flush, Body&& body) {
-    for (int i = 0; i < 3; ++i) body();  // warm-up: module load, first-touch
-    std::vector<float> times;
-    for (int i = 0; i < repeats; ++i) {
-      flush();
-      LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(start, stream));
-      body();
-      LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(stop, stream));
-      LLAMABLOCKS_CUDA_CHECK(cudaEventSynchronize(stop));
-      float ms = 0;
-      LLAMABLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      times.push_back(ms);
-    }
-    std::sort(times.begin(), times.end());
-    return static_cast<double>(times[times.size() / 2]);
-  }
-
-  cudaStream_t stream;
-  cudaEvent_t start{};
-  cudaEvent_t stop{};
-};
-
-/// A buffer of twice the L2 size (at least 64 MiB) and the memset that evicts the L2 with it.
-class L2Flush {
+class CudaBench {
  public:
-  explicit L2Flush(const Context<cuda>& ctx) : stream_(ctx.stream()) {
-    cudaDeviceProp properties{};
-    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
-    bytes_ = std::max<std::size_t>(2 * static_cast<std::size_t>(properties.l2CacheSize),
-                                   std::size_t{64} << 20);
-    buffer_ = Tensor<std::uint8_t, 1, cuda>({static_cast<index_t>(bytes_)});
+  /// The process's one instance (made on first use, on device 0).
+  static CudaBench& get() {
+    static CudaBench instance;
+    return instance;
   }
-  void operator()() const {
-    LLAMABLOCKS_CUDA_CHECK(cudaMemsetAsync(const_cast<std::uint8_t*>(buffer_.data()), 0, bytes_, stream_));
+
+  const Context<cuda>& ctx() const { return ctx_; }
+  const cudaDeviceProp& properties() const { return properties_; }
+  /// Read + write GB/s of the last BM_CopyDeviceToDevice run; 0 before it ran.
+  double copy_gbs() const { return copy_gbs_; }
+  void set_copy_gbs(double gbs) { copy_gbs_ = gbs; }
+
+  /// Evicts the L2 cache: a memset of twice its size (at least 64 MiB) on the context's stream.
+  void flush_l2() const {
+    LLAMABLOCKS_CUDA_CHECK(cudaMemsetAsync(flush_.data(), 0, static_cast<std::size_t>(flush_.size()),
+                                           ctx_.stream()));
   }
 
  private:
-  cudaStream_t stream_;
-  std::size_t bytes_ = 0;
-  Tensor<std::uint8_t, 1, cuda> buffer_;
+  CudaBench() : flush_(Shape<1>{flush_bytes(ctx_)}) {
+    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties_, ctx_.device()));
+  }
+  static index_t flush_bytes(const Context<cuda>& ctx) {
+    int l2_bytes = 0;
+    LLAMABLOCKS_CUDA_CHECK(cudaDeviceGetAttribute(&l2_bytes, cudaDevAttrL2CacheSize, ctx.device()));
+    return std::max<index_t>(2 * static_cast<index_t>(l2_bytes), index_t{64} << 20);
+  }
+
+  Context<cuda> ctx_;
+  cudaDeviceProp properties_{};
+  mutable Tensor<std::uint8_t, 1, cuda> flush_;
+  double copy_gbs_ = 0;
 };
 
-/// Read + write GB/s of a device-to-device cudaMemcpyAsync of `bytes` (median of `repeats`).
-inline double copy_bandwidth_gbs(const Context<cuda>& ctx, Timer& timer, const L2Flush& flush,
-                                 std::size_t bytes, int repeats) {
+/// Runs the benchmark loop: per iteration the L2 flushed (when `flush`), then body() timed with CUDA
+/// events on the context's stream. Returns the total event seconds (for the caller's counters).
+template <class Body>
+double time_with_events(benchmark::State& state, bool flush, Body&& body) {
+  const CudaBench& bench = CudaBench::get();
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&start));
+  LLAMABLOCKS_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) body();  // warm-up: module load, first touch
+  double seconds = 0;
+  for (auto _ : state) {
+    if (flush) bench.flush_l2();
+    LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(start, bench.ctx().stream()));
+    body();
+    LLAMABLOCKS_CUDA_CHECK(cudaEventRecord(stop, bench.ctx().stream()));
+    LLAMABLOCKS_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    LLAMABLOCKS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    state.SetIterationTime(static_cast<double>(ms) * 1e-3);
+    seconds += static_cast<double>(ms) * 1e-3;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return seconds;
+}
+
+/// Sets the counters of a memory-bound case: GB/s of `bytes` per iteration and its fraction of
+/// the copy bandwidth measured earlier in the run.
+inline void report_bandwidth(benchmark::State& state, double bytes, double seconds) {
+  const double gbs = seconds > 0 ? bytes * static_cast<double>(state.iterations()) / seconds / 1e9 : 0;
+  state.counters["GB/s"] = gbs;
+  const double copy = CudaBench::get().copy_gbs();
+  if (copy > 0) state.counters["of_copy"] = gbs / copy;
+}
+
+/// Device-to-device cudaMemcpyAsync of range(0) MiB, counted as bytes read plus bytes written: the
+/// ceiling every memory-bound case is reported against. Registered first by every program.
+inline void BM_CopyDeviceToDevice(benchmark::State& state) {
+  const auto bytes = static_cast<std::size_t>(state.range(0)) << 20;
   Tensor<std::uint8_t, 1, cuda> source({static_cast<index_t>(bytes)});
   Tensor<std::uint8_t, 1, cuda> target({static_cast<index_t>(bytes)});
-  const double ms = timer.median_ms(repeats, flush, [&] {
+  const Context<cuda>& ctx = CudaBench::get().ctx();
+  const double seconds = time_with_events(state, true, [&] {
     LLAMABLOCKS_CUDA_CHECK(cudaMemcpyAsync(target.data(), source.data(), bytes,
                                            cudaMemcpyDeviceToDevice, ctx.stream()));
   });
-  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
-}
-
-/// main() of a cuda benchmark: exit 77 without a device; else body(ctx, properties, timer, flush,
-/// copy_gbs) with the device-to-device copy bandwidth of `copy_bytes` measured first; a
-/// llamablocks error or other exception prints FAIL and exits 1.
-template <class Body>
-int run_cuda_bench(std::size_t copy_bytes, int copy_repeats, Body&& body) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 77;
-  }
-  try {
-    Context<cuda> ctx;
-    cudaDeviceProp properties{};
-    LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
-    Timer timer(ctx.stream());
-    const L2Flush flush(ctx);
-    const double copy_gbs = copy_bandwidth_gbs(ctx, timer, flush, copy_bytes, copy_repeats);
-    std::printf("device: %s (%d SMs); device-to-device copy %.1f GB/s (read + write)\n",
-                properties.name, properties.multiProcessorCount, copy_gbs);
-    body(ctx, properties, timer, flush, copy_gbs);
-  } catch (const std::exception& e) {
-    std::printf("FAIL: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  const double gbs = 2.0 * static_cast<double>(bytes) * static_cast<double>(state.iterations()) /
+                     seconds / 1e9;
+  CudaBench::get().set_copy_gbs(gbs);
+  state.counters["GB/s"] = gbs;
 }
 
 /// data[i] = scale · u(i, seed), u uniform in [−1, 1) from an integer hash of i (reproducible,
@@ -128,8 +127,9 @@ __global__ void fill_noise(T* data, std::size_t count, std::uint32_t seed, float
 }
 
 template <class T>
-void fill(const Context<cuda>& ctx, T* data, index_t count, std::uint32_t seed, float scale) {
+void fill(T* data, index_t count, std::uint32_t seed, float scale) {
   if (count == 0) return;
+  const Context<cuda>& ctx = CudaBench::get().ctx();
   fill_noise<T><<<ctx.multiprocessor_count() * 8, 256, 0, ctx.stream()>>>(
       data, static_cast<std::size_t>(count), seed, scale);
   LLAMABLOCKS_CUDA_CHECK_LAUNCH();
