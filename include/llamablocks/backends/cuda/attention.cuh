@@ -297,15 +297,17 @@ inline int attention_split_count(const Context<cuda>& ctx, index_t batch, index_
 
 }  // namespace detail
 
-/// Floats of workspace causal_attention needs for this call (0 when it runs unsplit); callers that
-/// must not fail halfway (GroupedQueryAttention) reserve it before writing anything.
+/// Floats of workspace causal_attention needs for this call: 0 when it runs unsplit, else room for
+/// the most splits (attention_max_splits), so that a decode loop, whose split count grows with the
+/// cache, allocates once. Callers that must not fail halfway (GroupedQueryAttention) reserve it
+/// before writing anything.
 inline index_t causal_attention_workspace(const Context<cuda>& ctx, index_t batch, index_t tokens,
                                           index_t start_pos, index_t n_heads, index_t n_kv_heads,
                                           index_t head_dim) {
   const int splits =
       detail::attention_split_count(ctx, batch, tokens, start_pos, n_heads, n_kv_heads);
   if (splits == 1) return 0;
-  return static_cast<index_t>(splits) * batch * tokens * n_heads * (head_dim + 2);
+  return detail::attention_max_splits * batch * tokens * n_heads * (head_dim + 2);
 }
 
 /// q: [batch, tokens, n_heads, head_dim] (RoPE applied), out: the same shape, both device memory;
@@ -347,7 +349,8 @@ void causal_attention(const Context<cuda>& ctx, const TensorView<const T, 4>& q,
   float* partial_acc = nullptr;
   float* partial_ml = nullptr;
   if (g.splits > 1) {
-    const auto buffer = workspace.get<1>({static_cast<index_t>(g.splits) * rows * (head_dim + 2)});
+    const auto buffer = workspace.get<1>({causal_attention_workspace(
+        ctx, batch, tokens, start_pos, n_heads, cache.n_kv_heads(), head_dim)});
     partial_acc = buffer.data();
     partial_ml = partial_acc + static_cast<index_t>(g.splits) * rows * head_dim;
   }
