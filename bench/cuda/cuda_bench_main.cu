@@ -4,13 +4,12 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 int main(int argc, char** argv) {
-  int devices = 0;
-  const cudaError_t status = cudaGetDeviceCount(&devices);
-  if (status != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device (%s)\n",
-                status != cudaSuccess ? cudaGetErrorString(status) : "device count is 0");
+  const std::string no_device = llamablocks::cuda_unavailable_reason();
+  if (!no_device.empty()) {
+    std::printf("SKIPPED: no CUDA device (%s)\n", no_device.c_str());
     return 77;
   }
   benchmark::Initialize(&argc, argv);

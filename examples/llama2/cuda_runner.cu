@@ -43,13 +43,9 @@ class CudaRunner final : public Runner {
 
   void forward(const TensorView<const std::int32_t, 2>& tokens, index_t start_pos,
                const TensorView<float, 2>& logits) override {
-    detail::expect_shape("CudaRunner::forward", "tokens", tokens, tokens.shape());
-    detail::expect_shape("CudaRunner::forward", "logits", logits, logits.shape());
-    const auto device_tokens = tokens_.get<2>(tokens.shape());
-    const auto device_logits = logits_.get<2>(logits.shape());
-    detail::allocator<cuda>::copy_from_host(device_tokens.data(), tokens.data(),
-                                            static_cast<std::size_t>(tokens.size()) * sizeof(std::int32_t));
-    model_.forward(ctx_, device_tokens, start_pos, device_logits);
+    detail::expect_shape("CudaRunner::forward", "logits", logits,
+                         {tokens.shape(0), model_.config().vocab_size});
+    const TensorView<float, 2> device_logits = run_on_device("CudaRunner::forward", tokens, start_pos);
     detail::allocator<cuda>::copy_to_host(logits.data(), device_logits.data(),
                                           static_cast<std::size_t>(logits.size()) * sizeof(float));
   }
@@ -58,14 +54,10 @@ class CudaRunner final : public Runner {
   void forward_greedy(const TensorView<const std::int32_t, 2>& tokens, index_t start_pos,
                       const TensorView<std::int32_t, 1>& ids) override {
     const index_t batch = tokens.shape(0);
-    detail::expect_shape("CudaRunner::forward_greedy", "tokens", tokens, tokens.shape());
     detail::expect_shape("CudaRunner::forward_greedy", "ids", ids, {batch});
-    const auto device_tokens = tokens_.get<2>(tokens.shape());
-    const auto device_logits = logits_.get<2>({batch, model_.config().vocab_size});
+    const TensorView<float, 2> device_logits =
+        run_on_device("CudaRunner::forward_greedy", tokens, start_pos);
     const auto device_ids = ids_.get<1>({batch});
-    detail::allocator<cuda>::copy_from_host(device_tokens.data(), tokens.data(),
-                                            static_cast<std::size_t>(tokens.size()) * sizeof(std::int32_t));
-    model_.forward(ctx_, device_tokens, start_pos, device_logits);
     greedy_tokens<float>(ctx_, device_logits, device_ids);
     detail::allocator<cuda>::copy_to_host(ids.data(), device_ids.data(),
                                           static_cast<std::size_t>(batch) * sizeof(std::int32_t));
@@ -76,6 +68,20 @@ class CudaRunner final : public Runner {
   }
 
  private:
+  /// Copies the ids to the device and runs the model: the returned [batch, vocab] logits stay on
+  /// the device (they live in logits_ until the next call).
+  TensorView<float, 2> run_on_device(const char* where,
+                                     const TensorView<const std::int32_t, 2>& tokens,
+                                     index_t start_pos) {
+    detail::expect_shape(where, "tokens", tokens, tokens.shape());  // contiguous: copied as one block
+    const auto device_tokens = tokens_.get<2>(tokens.shape());
+    const auto device_logits = logits_.get<2>({tokens.shape(0), model_.config().vocab_size});
+    detail::allocator<cuda>::copy_from_host(device_tokens.data(), tokens.data(),
+                                            static_cast<std::size_t>(tokens.size()) * sizeof(std::int32_t));
+    model_.forward(ctx_, device_tokens, start_pos, device_logits);
+    return device_logits;
+  }
+
   Context<cuda> ctx_;
   LlamaModel<cuda, float> model_;
   Workspace<std::int32_t, cuda> tokens_;
@@ -89,15 +95,8 @@ class CudaRunner final : public Runner {
 bool cuda_available() { return true; }
 
 std::unique_ptr<Runner> make_cuda_runner(const HostWeights& weights, index_t batch, int device) {
-  int devices = 0;
-  const cudaError_t status = cudaGetDeviceCount(&devices);
-  if (status != cudaSuccess || devices == 0) {
-    (void)cudaGetLastError();
-    throw cuda_error(detail::concat("no CUDA device (",
-                                    status != cudaSuccess ? cudaGetErrorString(status)
-                                                          : "device count is 0",
-                                    ")"));
-  }
+  const std::string no_device = cuda_unavailable_reason();
+  if (!no_device.empty()) throw cuda_error(detail::concat("no CUDA device (", no_device, ")"));
   return std::make_unique<CudaRunner>(weights, batch, device);
 }
 

@@ -17,9 +17,6 @@
 
 namespace llamablocks::test {
 
-namespace lb = llamablocks;
-using lb::index_t;
-
 inline int failures = 0;
 
 #define EXPECT(condition)                                                             \
@@ -49,7 +46,7 @@ template <class T>
 struct GuardedBuffer {
   explicit GuardedBuffer(index_t elements) : count(elements), storage({elements + 2 * guard}) {
     const std::vector<unsigned char> bytes(total_bytes(), poison);
-    lb::detail::allocator<lb::cuda>::copy_from_host(storage.data(), bytes.data(), bytes.size());
+    detail::allocator<cuda>::copy_from_host(storage.data(), bytes.data(), bytes.size());
   }
   std::size_t total_bytes() const { return static_cast<std::size_t>(count + 2 * guard) * sizeof(T); }
   T* data() { return storage.data() + guard; }
@@ -57,7 +54,7 @@ struct GuardedBuffer {
   /// Copies the interior to `host` and returns whether both guards still hold the poison.
   bool read(std::vector<T>& host) const {
     std::vector<unsigned char> bytes(total_bytes());
-    lb::detail::allocator<lb::cuda>::copy_to_host(bytes.data(), storage.data(), bytes.size());
+    detail::allocator<cuda>::copy_to_host(bytes.data(), storage.data(), bytes.size());
     host.resize(static_cast<std::size_t>(count));
     std::memcpy(host.data(), bytes.data() + guard * sizeof(T), host.size() * sizeof(T));
     const std::size_t guard_bytes = guard * sizeof(T);
@@ -67,12 +64,12 @@ struct GuardedBuffer {
   }
 
   index_t count;
-  lb::Tensor<T, 1, lb::cuda> storage;
+  Tensor<T, 1, cuda> storage;
 };
 
 template <class T>
 void upload(T* device, const std::vector<T>& host) {
-  lb::detail::allocator<lb::cuda>::copy_from_host(device, host.data(), host.size() * sizeof(T));
+  detail::allocator<cuda>::copy_from_host(device, host.data(), host.size() * sizeof(T));
 }
 
 /// Random values rounded to T, with their exact values as double.
@@ -83,8 +80,8 @@ std::vector<T> random_values(std::mt19937& rng, std::size_t count, float low, fl
   std::vector<T> values(count);
   exact.resize(count);
   for (std::size_t i = 0; i < count; ++i) {
-    values[i] = lb::detail::from_float<T>(uniform(rng));
-    exact[i] = static_cast<double>(lb::detail::to_float(values[i]));
+    values[i] = detail::from_float<T>(uniform(rng));
+    exact[i] = static_cast<double>(detail::to_float(values[i]));
   }
   return values;
 }
@@ -93,7 +90,7 @@ template <class T>
 std::vector<double> widen(const std::vector<T>& values) {
   std::vector<double> out(values.size());
   for (std::size_t i = 0; i < values.size(); ++i)
-    out[i] = static_cast<double>(lb::detail::to_float(values[i]));
+    out[i] = static_cast<double>(detail::to_float(values[i]));
   return out;
 }
 
@@ -101,7 +98,7 @@ std::vector<double> widen(const std::vector<T>& values) {
 template <class T>
 std::vector<float> narrow_to_float(const std::vector<T>& values) {
   std::vector<float> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) out[i] = lb::detail::to_float(values[i]);
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = detail::to_float(values[i]);
   return out;
 }
 
@@ -121,15 +118,13 @@ inline void expect_close(const std::string& what, const std::vector<double>& act
 /// context and report; 0 when every check passed, 1 otherwise.
 template <class Body>
 int run_cuda_test(Body&& body) {
-  int devices = 0;
-  const cudaError_t status = cudaGetDeviceCount(&devices);
-  if (status != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device (%s)\n",
-                status != cudaSuccess ? cudaGetErrorString(status) : "device count is 0");
+  const std::string no_device = cuda_unavailable_reason();
+  if (!no_device.empty()) {
+    std::printf("SKIPPED: no CUDA device (%s)\n", no_device.c_str());
     return 77;
   }
   try {
-    lb::Context<lb::cuda> ctx;
+    Context<cuda> ctx;
     cudaDeviceProp properties{};
     LLAMABLOCKS_CUDA_CHECK(cudaGetDeviceProperties(&properties, ctx.device()));
     std::printf("device %d: %s, %d multiprocessors\n", ctx.device(), properties.name,

@@ -278,10 +278,6 @@ void launch_attention(const Context<cuda>& ctx, const T* q, const T* keys, const
   LLAMABLOCKS_CUDA_CHECK_LAUNCH();
 }
 
-}  // namespace detail
-
-namespace detail {
-
 /// Key-range parts of one causal_attention call (1: no split, no workspace).
 inline int attention_split_count(const Context<cuda>& ctx, index_t batch, index_t tokens,
                                  index_t start_pos, index_t n_heads, index_t n_kv_heads) {
@@ -295,6 +291,12 @@ inline int attention_split_count(const Context<cuda>& ctx, index_t batch, index_
                           ctx.multiprocessor_count());
 }
 
+/// Floats of split workspace for `rows` = batch·tokens·n_heads rows: room for the most splits,
+/// partial_acc [splits, rows, head_dim] then partial_ml [splits, rows, 2].
+inline index_t attention_split_workspace(index_t rows, index_t head_dim) {
+  return attention_max_splits * rows * (head_dim + 2);
+}
+
 }  // namespace detail
 
 /// Floats of workspace causal_attention needs for this call: 0 when it runs unsplit, else room for
@@ -304,10 +306,9 @@ inline int attention_split_count(const Context<cuda>& ctx, index_t batch, index_
 inline index_t causal_attention_workspace(const Context<cuda>& ctx, index_t batch, index_t tokens,
                                           index_t start_pos, index_t n_heads, index_t n_kv_heads,
                                           index_t head_dim) {
-  const int splits =
-      detail::attention_split_count(ctx, batch, tokens, start_pos, n_heads, n_kv_heads);
-  if (splits == 1) return 0;
-  return detail::attention_max_splits * batch * tokens * n_heads * (head_dim + 2);
+  if (detail::attention_split_count(ctx, batch, tokens, start_pos, n_heads, n_kv_heads) == 1)
+    return 0;
+  return detail::attention_split_workspace(batch * tokens * n_heads, head_dim);
 }
 
 /// q: [batch, tokens, n_heads, head_dim] (RoPE applied), out: the same shape, both device memory;
@@ -349,8 +350,7 @@ void causal_attention(const Context<cuda>& ctx, const TensorView<const T, 4>& q,
   float* partial_acc = nullptr;
   float* partial_ml = nullptr;
   if (g.splits > 1) {
-    const auto buffer = workspace.get<1>({causal_attention_workspace(
-        ctx, batch, tokens, start_pos, n_heads, cache.n_kv_heads(), head_dim)});
+    const auto buffer = workspace.get<1>({detail::attention_split_workspace(rows, head_dim)});
     partial_acc = buffer.data();
     partial_ml = partial_acc + static_cast<index_t>(g.splits) * rows * head_dim;
   }

@@ -20,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <string>
 #include <utility>
 
 namespace llamablocks {
@@ -47,6 +48,18 @@ inline void cublas_check(cublasStatus_t status, const char* call, const char* fi
 }
 
 }  // namespace detail
+
+/// Why this process cannot use a CUDA device: empty when at least one is present, otherwise
+/// "device count is 0" or the runtime's error (no driver, no device node, ...). Clears the
+/// runtime's last-error slot, so a caller may go on without a device.
+inline std::string cuda_unavailable_reason() {
+  int devices = 0;
+  const cudaError_t status = cudaGetDeviceCount(&devices);
+  if (status == cudaSuccess && devices > 0) return {};
+  (void)cudaGetLastError();
+  return status != cudaSuccess ? cudaGetErrorString(status) : "device count is 0";
+}
+
 }  // namespace llamablocks
 
 /// Throws llamablocks::cuda_error when a CUDA runtime call does not return cudaSuccess.
