@@ -65,10 +65,12 @@ void register_benchmarks() {
   for (const ModelShape& shape : model_shapes)
     for (const index_t tokens : {index_t{1}, index_t{128}})
       for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::f16, WeightType::q8_0})
-        for (CpuIsa isa : {CpuIsa::avx512, CpuIsa::avx2, CpuIsa::scalar}) {
+        for (CpuIsa isa : {CpuIsa::avx512_vnni, CpuIsa::avx512, CpuIsa::avx2, CpuIsa::scalar}) {
           if (!cpu_supports(isa)) continue;
-          // The scalar family is the portable fallback: shown for decode only.
+          // The scalar family is the portable fallback: shown for decode only. avx512_vnni differs
+          // from avx512 only in Q8_0's dot kernels.
           if (isa == CpuIsa::scalar && tokens > 1) continue;
+          if (isa == CpuIsa::avx512_vnni && (tokens > 1 || type != WeightType::q8_0)) continue;
           register_benchmark(std::string("BM_PackedMatmul<cpu,") + to_string(type) + ',' +
                                  to_string(isa) + ">/" + shape.name + arg("tokens", tokens),
                              &BM_PackedMatmul, shape, type, isa, tokens);

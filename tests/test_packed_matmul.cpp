@@ -143,7 +143,7 @@ std::vector<double> reference(WeightType type, const std::vector<std::uint8_t>& 
 
 std::vector<CpuIsa> runnable_families() {
   std::vector<CpuIsa> families;
-  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512}) {
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_vnni}) {
     if (cpu_supports(isa))
       families.push_back(isa);
     else
@@ -254,6 +254,35 @@ TEST_CASE("packed_matmul: every weight type and kernel family against a double r
           }
         test::require_close("q8_0 vs unquantized", scalar_y.cview().data(), exact.data(), exact.size(), 1e-3);
       }
+    }
+  }
+}
+
+TEST_CASE("packed_matmul: avx512_vnni gives the avx512 family's bits for Q8_0 (exact int32 sums)",
+          "[packed]") {
+  if (!cpu_supports(CpuIsa::avx512_vnni)) {
+    WARN("SKIPPED: this CPU lacks AVX512_VNNI; the vpdpbusd kernels are not run here");
+    return;
+  }
+  const Context<cpu> ctx(2);
+  Workspace<std::uint8_t, cpu> scratch;
+  // Rows not a multiple of the 4-row group, an odd block count (the single-block tail), decode
+  // and two-token products (both through the dot kernels).
+  for (const index_t cols : {index_t{32}, index_t{96}, index_t{2048}}) {
+    for (const index_t tokens : {index_t{1}, index_t{3}}) {
+      INFO("cols " << cols << " tokens " << tokens);
+      const index_t rows = 37;
+      const auto w = test::random_tensor<float, 2>({rows, cols}, 51, 0.1);
+      const auto x = test::random_tensor<float, 2>({tokens, cols}, 52);
+      const std::vector<float> w_values(w.cview().data(), w.cview().data() + w.size());
+      const auto packed = pack(WeightType::q8_0, w_values, rows, cols);
+      const PackedMatrixView view{WeightType::q8_0, packed.data(), rows, cols,
+                                  weight_row_bytes(WeightType::q8_0, cols)};
+      Tensor<float, 2> plain({tokens, rows}), vnni({tokens, rows});
+      packed_matmul(ctx, view, x.cview(), plain.view(), scratch, CpuIsa::avx512);
+      packed_matmul(ctx, view, x.cview(), vnni.view(), scratch, CpuIsa::avx512_vnni);
+      CHECK(std::memcmp(plain.cview().data(), vnni.cview().data(),
+                        sizeof(float) * static_cast<std::size_t>(plain.size())) == 0);
     }
   }
 }

@@ -2,9 +2,10 @@
 // -march) can carry AVX2 and AVX-512 kernels, compiled with target attributes, and run each only
 // on a CPU that has it. Shared by packed_matmul (the dot and GEMV kernels) and gemm (the prefill
 // GEMM) and by linear_kernel, which picks our GEMM over Eigen's where AVX-512 is present.
-//   avx512   AVX-512 F/BW/VL + FMA + F16C
-//   avx2     AVX2 + FMA + F16C
-//   scalar   plain C++, any CPU
+//   avx512_vnni  the avx512 family, whose Q8_0 integer dot products use AVX512_VNNI's vpdpbusd
+//   avx512       AVX-512 F/BW/VL + FMA + F16C
+//   avx2         AVX2 + FMA + F16C
+//   scalar       plain C++, any CPU
 #pragma once
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -32,16 +33,21 @@
 namespace llamablocks {
 
 /// The kernel families of packed_matmul, in order of preference.
-enum class CpuIsa { scalar, avx2, avx512 };
+enum class CpuIsa { scalar, avx2, avx512, avx512_vnni };
 
 inline const char* to_string(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::scalar: return "scalar";
     case CpuIsa::avx2: return "avx2";
     case CpuIsa::avx512: return "avx512";
+    case CpuIsa::avx512_vnni: return "avx512_vnni";
   }
   return "(invalid)";
 }
+
+/// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni, which differs from it only
+/// in the Q8_0 integer dot products).
+constexpr bool is_avx512(CpuIsa isa) { return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni; }
 
 namespace detail {
 
@@ -69,6 +75,8 @@ inline bool cpu_supports(CpuIsa isa) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
              detail::cpu_has_f16c();
+    case CpuIsa::avx512_vnni:
+      return cpu_supports(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
   }
   return false;
 #else
@@ -78,9 +86,10 @@ inline bool cpu_supports(CpuIsa isa) {
 
 /// The best family this CPU runs (detected once).
 inline CpuIsa cpu_isa() {
-  static const CpuIsa best = cpu_supports(CpuIsa::avx512) ? CpuIsa::avx512
-                             : cpu_supports(CpuIsa::avx2) ? CpuIsa::avx2
-                                                          : CpuIsa::scalar;
+  static const CpuIsa best = cpu_supports(CpuIsa::avx512_vnni) ? CpuIsa::avx512_vnni
+                             : cpu_supports(CpuIsa::avx512)    ? CpuIsa::avx512
+                             : cpu_supports(CpuIsa::avx2)      ? CpuIsa::avx2
+                                                               : CpuIsa::scalar;
   return best;
 }
 

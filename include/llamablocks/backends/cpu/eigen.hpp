@@ -70,7 +70,7 @@ void linear_kernel(const Context<cpu>& ctx, const TensorView<const T, 2>& x,
   const index_t out_features = weight.shape(0);
 #if LLAMABLOCKS_X86_KERNELS
   if constexpr (std::is_same_v<T, float>) {
-    if (rows >= gemv_row_limit && cpu_isa() == CpuIsa::avx512) {
+    if (rows >= gemv_row_limit && is_avx512(cpu_isa())) {
       const PackedMatrixView w{WeightType::f32, reinterpret_cast<const std::uint8_t*>(weight.data()),
                                out_features, in_features,
                                sizeof(float) * static_cast<std::size_t>(in_features)};

@@ -4,9 +4,10 @@
 //
 // The kernel family is picked at run time from what the CPU has (cpu_isa()), so a portable build
 // runs the AVX-512 kernels on a CPU that has them and never executes an instruction a CPU lacks:
-//   avx512   AVX-512 F/BW/VL + FMA + F16C: 16 floats per instruction, Q8_0 two blocks at a time
-//   avx2     AVX2 + FMA + F16C: 8 floats per instruction
-//   scalar   plain C++, any CPU; also the reference the others are tested against
+//   avx512_vnni  as avx512, with each Q8_0 integer dot product in one vpdpbusd (the same sums)
+//   avx512       AVX-512 F/BW/VL + FMA + F16C: 16 floats per instruction, Q8_0 two blocks at a time
+//   avx2         AVX2 + FMA + F16C: 8 floats per instruction
+//   scalar       plain C++, any CPU; also the reference the others are tested against
 // f16 and bf16 weights are widened to float32 in registers and multiplied by float32 activations
 // with FMA, so every product is exact and only the float32 accumulation order differs between
 // families. Q8_0 follows ggml's own arithmetic: each 32-element block of a row of x is quantized
@@ -170,6 +171,15 @@ LLAMABLOCKS_TARGET_AVX2 inline float dot_avx2(WeightType type, const std::uint8_
 
 // ---- AVX-512 F/BW/VL + FMA + F16C ----------------------------------------------------------------
 
+/// Σ of the 16 lanes. Not _mm512_reduce_add_ps: GCC 12 builds it (and the 512 → 256 casts) from
+/// "undefined" vectors that trip -Wuninitialized here, and the pragma above cannot help once
+/// another header (Eigen's) has included immintrin.h; the zero-masked extracts have none.
+LLAMABLOCKS_TARGET_AVX512 inline float horizontal_sum_avx512(__m512 v) {
+  const __mmask8 all = 0xff;
+  return horizontal_sum_avx2(
+      _mm256_add_ps(_mm512_maskz_extractf32x8_ps(all, v, 0), _mm512_maskz_extractf32x8_ps(all, v, 1)));
+}
+
 /// 16 weights of `type` at element `c` of row `w`, widened to float.
 LLAMABLOCKS_TARGET_AVX512 inline __m512 load16_avx512(WeightType type, const std::uint8_t* w, index_t c) {
   switch (type) {
@@ -184,44 +194,65 @@ LLAMABLOCKS_TARGET_AVX512 inline __m512 load16_avx512(WeightType type, const std
   }
 }
 
-LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::uint8_t* w,
-                                                  const float* x, const ActivationBlockQ8* xq,
-                                                  index_t cols) {
-  if (type == WeightType::q8_0) {
-    // Two blocks per step: 64 int8 products in one register, the lanes 0-7 of the int32 sums
-    // belong to the first block and 8-15 to the second.
-    __m512 acc = _mm512_setzero_ps();
-    const index_t blocks = cols / 32;
-    index_t b = 0;
-    for (; b + 2 <= blocks; b += 2) {
-      const std::uint8_t* first = w + 34 * b;
-      const std::uint8_t* second = first + 34;
-      const __m512i qw = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
-      const __m512i qx = _mm512_inserti64x4(
-          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b + 1].q)), 1);
-      // |q_x| · (q_w with the sign of q_x): the unsigned × signed form maddubs needs.
-      const __mmask64 negative = _mm512_movepi8_mask(qx);
-      const __m512i abs_x = _mm512_abs_epi8(qx);
-      const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
-      const __m512i sums = _mm512_madd_epi16(_mm512_maddubs_epi16(abs_x, signed_w), _mm512_set1_epi16(1));
-      const __m256 low_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(first)) * xq[b].scale);
-      const __m256 high_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(second)) * xq[b + 1].scale);
-      const __m512 scale = _mm512_insertf32x8(_mm512_castps256_ps512(low_scale), high_scale, 1);
-      acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    if (b < blocks) {
-      const std::uint8_t* block = w + 34 * b;
-      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
-      const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
-      sum += _cvtsh_ss(load_u16(block)) * xq[b].scale *
-             horizontal_sum_avx2(_mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)));
-    }
-    return sum;
+/// Σ over each 4 bytes of u8 `magnitudes` × s8 `signed_values`, as 16 int32 lanes. Without VNNI:
+/// maddubs (int16 pair sums, which cannot saturate: the u8 side is |q_x| <= 127, so a pair is at
+/// most 2 · 127 · 128 < 32767) and madd with ones; with VNNI: one vpdpbusd, the same exact sums.
+/// vpdpbusd is written as inline assembly because these kernels are compiled for plain AVX-512
+/// (a target attribute cannot depend on a template argument); the Vnni instantiations run only
+/// where cpu_supports(CpuIsa::avx512_vnni).
+template <bool Vnni>
+LLAMABLOCKS_TARGET_AVX512 inline __m512i dot_u8_s8_avx512(__m512i magnitudes, __m512i signed_values) {
+  if constexpr (Vnni) {
+    __m512i sums = _mm512_setzero_si512();
+    // AT&T operand order: Intel's vpdpbusd sums, magnitudes, signed_values.
+    asm("vpdpbusd %2, %1, %0" : "+v"(sums) : "v"(magnitudes), "v"(signed_values));
+    return sums;
+  } else {
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(magnitudes, signed_values), _mm512_set1_epi16(1));
   }
+}
+
+/// W[r] · x for one Q8_0 row: two blocks per step, 64 int8 products in one register, the lanes 0-7
+/// of the int32 sums belong to the first block and 8-15 to the second.
+template <bool Vnni>
+LLAMABLOCKS_TARGET_AVX512 inline float dot_q8_0_avx512(const std::uint8_t* w, const ActivationBlockQ8* xq,
+                                                       index_t cols) {
+  __m512 acc = _mm512_setzero_ps();
+  const index_t blocks = cols / 32;
+  index_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const std::uint8_t* first = w + 34 * b;
+    const std::uint8_t* second = first + 34;
+    const __m512i qw = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
+    const __m512i qx = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q))),
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b + 1].q)), 1);
+    // |q_x| · (q_w with the sign of q_x): the unsigned × signed form maddubs and vpdpbusd need.
+    const __mmask64 negative = _mm512_movepi8_mask(qx);
+    const __m512i abs_x = _mm512_abs_epi8(qx);
+    const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
+    const __m512i sums = dot_u8_s8_avx512<Vnni>(abs_x, signed_w);
+    const __m256 low_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(first)) * xq[b].scale);
+    const __m256 high_scale = _mm256_set1_ps(_cvtsh_ss(load_u16(second)) * xq[b + 1].scale);
+    const __m512 scale = _mm512_insertf32x8(_mm512_castps256_ps512(low_scale), high_scale, 1);
+    acc = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc);
+  }
+  float sum = horizontal_sum_avx512(acc);
+  if (b < blocks) {
+    const std::uint8_t* block = w + 34 * b;
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[b].q));
+    sum += _cvtsh_ss(load_u16(block)) * xq[b].scale *
+           horizontal_sum_avx2(_mm256_cvtepi32_ps(block_dot_i32_avx2(qw, qx)));
+  }
+  return sum;
+}
+
+/// W[r] · x for one f32, f16 or bf16 row.
+LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::uint8_t* w,
+                                                  const float* x, index_t cols) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   __m512 acc2 = _mm512_setzero_ps(), acc3 = _mm512_setzero_ps();
   index_t c = 0;
@@ -234,7 +265,7 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
   for (; c + 16 <= cols; c += 16)
     acc0 = _mm512_fmadd_ps(load16_avx512(type, w, c), _mm512_loadu_ps(x + c), acc0);
   const float sum =
-      _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
+      horizontal_sum_avx512(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
   const std::size_t element = weight_block_bytes(type);
   return sum + dot_scalar(type, w + element * static_cast<std::size_t>(c), x + c, nullptr, cols - c);
 }
@@ -247,15 +278,6 @@ LLAMABLOCKS_TARGET_AVX512 inline float dot_avx512(WeightType type, const std::ui
 // time allows (a 4 KiB page holds one bf16 row of 2048: the hardware prefetcher starts over at
 // every page). Each row keeps its own accumulators, so a row's sum does not depend on its
 // neighbours, only on the summation order inside the row, which differs from dot_avx512's.
-
-/// Σ of the 16 lanes. Not _mm512_reduce_add_ps: GCC 12 builds it (and the 512 → 256 casts) from
-/// "undefined" vectors that trip -Wuninitialized here, and the pragma above cannot help once
-/// another header (Eigen's) has included immintrin.h; the zero-masked extracts have none.
-LLAMABLOCKS_TARGET_AVX512 inline float horizontal_sum_avx512(__m512 v) {
-  const __mmask8 all = 0xff;
-  return horizontal_sum_avx2(
-      _mm256_add_ps(_mm512_maskz_extractf32x8_ps(all, v, 0), _mm512_maskz_extractf32x8_ps(all, v, 1)));
-}
 
 /// Software prefetch of the next group of rows: the bytes `group_bytes` past `at`, one cache line
 /// per 64 of the `step_bytes` the caller consumes from `at` in this step. Measured in a whole model,
@@ -301,7 +323,8 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_avx512(const std::uint8_t* w, std
 /// out[r] = Σ_b d_w[r,b] · d_x[b] · Σ_i q_w[r,b,i] q_x[b,i] for the R Q8_0 rows starting at `w`.
 /// Two blocks per step as in dot_avx512: lanes 0-7 hold the first block's int32 partial sums,
 /// lanes 8-15 the second's. The sign and magnitude of q_x are taken once for all R rows.
-template <int R>
+/// Vnni: the integer sums by vpdpbusd (see dot_u8_s8_avx512), bit for bit the same result.
+template <int R, bool Vnni>
 LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w, std::size_t row_bytes,
                                                            const ActivationBlockQ8* xq, index_t cols,
                                                            float* out) {
@@ -328,8 +351,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(first + 2))),
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(second + 2)), 1);
       const __m512i signed_w = _mm512_mask_sub_epi8(qw, negative, _mm512_setzero_si512(), qw);
-      const __m512i sums =
-          _mm512_madd_epi16(_mm512_maddubs_epi16(abs_x, signed_w), _mm512_set1_epi16(1));
+      const __m512i sums = dot_u8_s8_avx512<Vnni>(abs_x, signed_w);
       // Both binary16 block scales converted by one vcvtph2ps, then spread over their 8 lanes.
       const __m128i halves = _mm_cvtsi32_si128(
           static_cast<int>(load_u16(first) | (static_cast<std::uint32_t>(load_u16(second)) << 16)));
@@ -353,7 +375,9 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w
 inline float packed_dot(CpuIsa isa, WeightType type, const std::uint8_t* w, const float* x,
                         const ActivationBlockQ8* xq, index_t cols) {
 #if LLAMABLOCKS_X86_KERNELS
-  if (isa == CpuIsa::avx512) return dot_avx512(type, w, x, xq, cols);
+  if (isa == CpuIsa::avx512_vnni && type == WeightType::q8_0) return dot_q8_0_avx512<true>(w, xq, cols);
+  if (is_avx512(isa))
+    return type == WeightType::q8_0 ? dot_q8_0_avx512<false>(w, xq, cols) : dot_avx512(type, w, x, cols);
   if (isa == CpuIsa::avx2) return dot_avx2(type, w, x, xq, cols);
 #endif
   (void)isa;
@@ -371,14 +395,19 @@ inline void packed_dot_rows(CpuIsa isa, WeightType type, const std::uint8_t* w, 
   index_t r = 0;
 #if LLAMABLOCKS_X86_KERNELS
   constexpr int group = static_cast<int>(packed_dot_row_group);
-  if (isa == CpuIsa::avx512) {
+  if (is_avx512(isa)) {
     for (; r + group <= count; r += group) {
       const std::uint8_t* rows = w + row_bytes * static_cast<std::size_t>(r);
       switch (type) {
         case WeightType::f32: dot_rows_avx512<WeightType::f32, group>(rows, row_bytes, x, cols, out + r); break;
         case WeightType::f16: dot_rows_avx512<WeightType::f16, group>(rows, row_bytes, x, cols, out + r); break;
         case WeightType::bf16: dot_rows_avx512<WeightType::bf16, group>(rows, row_bytes, x, cols, out + r); break;
-        case WeightType::q8_0: dot_rows_q8_0_avx512<group>(rows, row_bytes, xq, cols, out + r); break;
+        case WeightType::q8_0:
+          if (isa == CpuIsa::avx512_vnni)
+            dot_rows_q8_0_avx512<group, true>(rows, row_bytes, xq, cols, out + r);
+          else
+            dot_rows_q8_0_avx512<group, false>(rows, row_bytes, xq, cols, out + r);
+          break;
       }
     }
   }
@@ -456,7 +485,7 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   const index_t widened_x_floats = gemm && blocks > 0 ? tokens * cols : 0;
   const index_t threads = ctx.num_threads();
   // Our GEMM where the CPU has AVX-512, else Eigen's on float32 tiles of W.
-  const bool own_gemm = gemm && isa == CpuIsa::avx512 && LLAMABLOCKS_X86_KERNELS;
+  const bool own_gemm = gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
   const index_t tile_floats = gemm && !own_gemm ? packed_gemm_tile_rows * cols : 0;
   const index_t gemm_bytes = own_gemm ? detail::gemm_scratch_bytes(tokens, cols, threads) : 0;
   // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
