@@ -6,7 +6,8 @@
 
 Two panels: prefill (ppN) and decode (tgN) tokens/s, one group of bars per test and thread count,
 one bar per input file, whiskers from min to max (llama_bench) or +-1 standard deviation (llama.cpp,
-which reports no min/max). With --limits (bench_machine_limits' --benchmark_out JSON), the decode
+which reports no min/max). Files whose series have the same name (the rounds of one type) are one
+bar: the median of their medians, whiskers from the lowest to the highest. With --limits (bench_machine_limits' --benchmark_out JSON), the decode
 panel also shows, per thread count, the ceiling the measured DRAM read bandwidth sets: read bytes/s
 divided by the weight bytes a decode step reads (from the llama_bench file).
 
@@ -18,6 +19,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 from plot_canvas import Canvas
@@ -168,11 +170,19 @@ def main():
     args = parser.parse_args()
 
     labels = dict(item.split("=", 1) for item in args.label)
-    series, decode_bytes = [], None
+    # Files with the same name (the rounds of scripts/run-bench.sh ROUNDS=N) make one series: per
+    # test, the median of their medians, whiskers from the lowest low to the highest high.
+    merged, decode_bytes = {}, None
     for path in args.results:
         name, rows, weight_bytes = load_series(path, labels.get(path))
-        series.append((name, {(r["test"], r["threads"]): r for r in rows}))
+        for r in rows:
+            merged.setdefault(name, {}).setdefault((r["test"], r["threads"]), []).append(r)
         decode_bytes = decode_bytes or weight_bytes
+    series = [(name, {key: dict(test=key[0], threads=key[1],
+                                median=statistics.median(r["median"] for r in runs),
+                                low=min(r["low"] for r in runs), high=max(r["high"] for r in runs))
+                      for key, runs in rows.items()})
+              for name, rows in merged.items()]
     keys = sorted({key for _, rows in series for key in rows}, key=test_order)
     prefill = [k for k in keys if k[0].startswith("pp")]
     decode = [k for k in keys if not k[0].startswith("pp")]

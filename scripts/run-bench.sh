@@ -18,6 +18,8 @@
 #   WEIGHTS       weight types to run, comma-separated (default f32): f32, f16, bf16, q8_0
 #   LLAMA_BENCH   path of llama.cpp's llama-bench; GGUF: a model of the same shape for it, or a
 #                 comma-separated list with one GGUF per entry of WEIGHTS, in the same order
+#   ROUNDS        repeat every llama_bench / llama-bench run this many times (default 1), each of
+#                 ours followed by llama.cpp on the same type when GGUF has one file per weight type
 #   SKIP_LIMITS   1: do not run bench_machine_limits
 #   MODULES       per-module benchmarks to run after the limits, e.g. "bench_rms_norm bench_attention";
 #                 MODULE_FILTER is their --benchmark_filter (default: the tinyllama shape). Each
@@ -73,27 +75,42 @@ if [[ -n ${MODULES:-} ]]; then
   fi
 fi
 
+# One llama.cpp run: JSON on stdout, the markdown table on stderr (shown and kept).
+run_llama_cpp() {  # GGUF SUFFIX
+  local name
+  name=$(basename "$1" .gguf)$2
+  note_load "before llama.cpp llama-bench $name"
+  "$LLAMA_BENCH" -m "$1" -p "$prompts" -n "$gen" -t "$threads" -r "$repetitions" -o json \
+    -oe md >"$out/llama.cpp-$name.json" 2> >(tee "$out/llama.cpp-$name.md" >&2)
+  note_load "after llama.cpp llama-bench $name"
+}
+
+# With one GGUF per weight type, each of ours is followed at once by llama.cpp on the same type,
+# so that the two share the machine's state; ROUNDS > 1 repeats the whole sequence (files get a
+# -roundK suffix) and scripts/side-by-side.py takes the medians over every round.
+paired=0
+[[ -n ${LLAMA_BENCH:-} && ${#ggufs[@]} -eq ${#weights[@]} ]] && paired=1
+rounds=${ROUNDS:-1}
 tied=()
 [[ ${TIED:-0} == 1 ]] && tied=(--tied)
-for shape in "${shapes[@]}"; do
-  for weight in "${weights[@]}"; do
-    name=${shape//,/-}
-    [[ $weight == f32 ]] || name=$name-$weight
-    note_load "before llama_bench $shape $weight"
-    "$build/bench/llama_bench" --shape "$shape" -p "$prompts" -n "$gen" --threads "$threads" \
-      --repetitions "$repetitions" --weights "$weight" "${tied[@]}" \
-      --json "$out/llama_bench-$name.json" | tee "$out/llama_bench-$name.md"
-    note_load "after llama_bench $shape $weight"
+for ((round = 1; round <= rounds; ++round)); do
+  suffix=
+  ((rounds > 1)) && suffix=-round$round
+  for shape in "${shapes[@]}"; do
+    for i in "${!weights[@]}"; do
+      weight=${weights[$i]}
+      name=${shape//,/-}
+      [[ $weight == f32 ]] || name=$name-$weight
+      name=$name$suffix
+      note_load "before llama_bench $name"
+      "$build/bench/llama_bench" --shape "$shape" -p "$prompts" -n "$gen" --threads "$threads" \
+        --repetitions "$repetitions" --weights "$weight" "${tied[@]}" \
+        --json "$out/llama_bench-$name.json" | tee "$out/llama_bench-$name.md"
+      note_load "after llama_bench $name"
+      if ((paired)); then run_llama_cpp "${ggufs[$i]}" "$suffix"; fi
+    done
   done
+  if [[ -n ${LLAMA_BENCH:-} ]] && ((!paired)); then
+    for gguf in "${ggufs[@]}"; do run_llama_cpp "$gguf" "$suffix"; done
+  fi
 done
-
-if [[ -n ${LLAMA_BENCH:-} && ${#ggufs[@]} -gt 0 ]]; then
-  for gguf in "${ggufs[@]}"; do
-    name=$(basename "$gguf" .gguf)
-    note_load "before llama.cpp llama-bench $name"
-    # JSON on stdout, the markdown table on stderr (shown and kept).
-    "$LLAMA_BENCH" -m "$gguf" -p "$prompts" -n "$gen" -t "$threads" -r "$repetitions" -o json \
-      -oe md >"$out/llama.cpp-$name.json" 2> >(tee "$out/llama.cpp-$name.md" >&2)
-    note_load "after llama.cpp llama-bench $name"
-  done
-fi

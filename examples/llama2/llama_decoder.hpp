@@ -69,10 +69,14 @@ class LlamaModel {
     token_embedding_.forward(ctx, tokens, hidden);
     for (std::size_t layer = 0; layer < layers_.size(); ++layer)
       layers_[layer].forward(ctx, hidden, caches_[layer], start_pos);
-    // Only the last position of each sequence is needed to pick the next token.
+    // Only the last position of each sequence is needed to pick the next token. Pointer
+    // arithmetic, not hidden(b, ...): on cuda the views hold device memory, which the host must
+    // not dereference.
     for (index_t b = 0; b < batch; ++b)
-      final_norm_.forward(ctx, TensorView<const T, 3>(&hidden(b, count - 1, 0), {1, 1, config_.dim}),
-                          TensorView<T, 3>(&last(b, 0, 0), {1, 1, config_.dim}));
+      final_norm_.forward(
+          ctx,
+          TensorView<const T, 3>(hidden.data() + (b * count + count - 1) * config_.dim, {1, 1, config_.dim}),
+          TensorView<T, 3>(last.data() + b * config_.dim, {1, 1, config_.dim}));
     output_.forward(ctx, last, reshape<3>(logits, {batch, 1, config_.vocab_size}));
   }
 
