@@ -1,4 +1,5 @@
-// gemm_avx512 (backends/cpu/gemm.hpp), directly and through packed_matmul and linear_kernel.
+// gemm_avx512 (backends/cpu/gemm.hpp), directly and through packed_matmul and linear_kernel, and
+// gemm_q8_0_amx (backends/cpu/gemm_amx.hpp), directly and through packed_matmul.
 //
 // Reference: y = x · Wᵀ in double, with W decoded from its stored bytes here (binary16 from its
 // definition, bfloat16 as the high half of a float32, Q8_0 as d · q) and, for Q8_0, x quantized
@@ -7,10 +8,14 @@
 // per packed step, 128 per depth block): m in {1, 2, 3, 14, 15, 27, 29, 128, 130}, n in {1, 31,
 // 32, 33, 100, 257}, k in {1, 15, 16, 17, 300, 1000}, on 1 and 2 threads, y rows strided with
 // guard columns that must stay untouched, written and accumulated.
+// AMX shapes: every remainder of its blocking (16 tokens per tile, 16 columns of y per panel, one
+// or two Q8_0 blocks per packing step): m in {8, 15, 16, 17, 33, 130}, n in {1, 15, 16, 17, 100},
+// k in {32, 64, 96, 2048}.
 // Tolerance: NMSE <= tolerance<float>::nmse (1e-10) against the double reference (float32 sums,
 // exact products), as every float32 kernel of the suite.
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/gemm.hpp"
+#include "llamablocks/backends/cpu/gemm_amx.hpp"
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
 
 #include "support/random.hpp"
@@ -30,6 +35,12 @@ namespace {
 bool have_avx512() {
   if (cpu_supports(CpuIsa::avx512)) return true;
   WARN("this CPU lacks AVX-512: gemm_avx512 is not checked here");
+  return false;
+}
+
+bool have_amx() {
+  if (cpu_supports(CpuIsa::avx512_amx)) return true;
+  WARN("SKIPPED: this CPU (or its operating system) offers no AMX-INT8: gemm_q8_0_amx is not run here");
   return false;
 }
 
@@ -241,5 +252,77 @@ TEST_CASE("gemm_avx512: a repeated prefill of one size allocates nothing", "[gem
       packed_matmul(ctx, packed.view, x.cview(), y.view(), scratch, CpuIsa::avx512);
       REQUIRE(scratch.capacity() == grown);
     }
+  }
+}
+
+TEST_CASE("gemm_q8_0_amx: every remainder of the blocking against a double reference", "[gemm][amx]") {
+  if (!have_amx()) return;
+  Workspace<std::uint8_t, cpu> scratch;
+  for (const index_t k : {32, 64, 96, 2048})
+    for (const index_t n : {1, 15, 16, 17, 100}) {
+      const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(3 * n + k), 0.1);
+      const PackedMatrix packed = pack_matrix(w_values.cview(), WeightType::q8_0);
+      const auto w_double = decode(packed.view);
+      for (const index_t m : {8, 15, 16, 17, 33, 130}) {
+        const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 7 * k));
+        const auto expected = product(quantized_activations(x.cview().data(), m, k), w_double, m, n, k);
+        std::vector<detail::ActivationBlockQ8> xq(static_cast<std::size_t>(m * (k / 32)));
+        for (index_t t = 0; t < m; ++t)
+          detail::quantize_activation_q8(x.cview().data() + t * k, k, xq.data() + t * (k / 32));
+        // y with guard columns and a guard row below the m rows written.
+        const index_t ldy = n + 5;
+        std::vector<float> first;
+        for (const int threads : {1, 2}) {
+          INFO("m " << m << " n " << n << " k " << k << " threads " << threads);
+          const Context<cpu> ctx(threads);
+          std::vector<float> y(static_cast<std::size_t>((m + 1) * ldy), guard);
+          const auto bytes = scratch.get<1>({detail::gemm_amx_scratch_bytes(m, k, threads)});
+          detail::gemm_q8_0_amx(ctx, xq.data(), m, packed.view, y.data(), ldy, bytes.data());
+          const auto written = block_of(y, m, n, ldy);
+          test::require_close("gemm_q8_0_amx vs double reference", written.data(), expected.data(),
+                              expected.size(), test::tolerance<float>::nmse);
+          for (index_t i = 0; i <= m; ++i)
+            for (index_t j = i < m ? n : 0; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
+          // An element's sum does not depend on the thread count.
+          if (first.empty())
+            first = written;
+          else
+            REQUIRE(std::memcmp(first.data(), written.data(), sizeof(float) * first.size()) == 0);
+        }
+      }
+    }
+}
+
+TEST_CASE("gemm_q8_0_amx through packed_matmul: the decode kernels' numbers, a NaN row, no growth",
+          "[gemm][amx]") {
+  if (!have_amx()) return;
+  const index_t m = 40, n = 70, k = 320;
+  const auto w = test::random_tensor<float, 2>({n, k}, 8, 0.1);
+  const PackedMatrix packed = pack_matrix(w.cview(), WeightType::q8_0);
+  const auto x = test::random_tensor<float, 2>({m, k}, 9);
+  const Context<cpu> ctx(2);
+  Workspace<std::uint8_t, cpu> scratch;
+  Tensor<float, 2> batched({m, n}), one_by_one({m, n});
+  packed_matmul(ctx, packed.view, x.cview(), batched.view(), scratch, CpuIsa::avx512_amx);
+  const index_t grown = scratch.capacity();
+  for (index_t t = 0; t < m; ++t)
+    packed_matmul(ctx, packed.view, TensorView<const float, 2>(x.cview().data() + t * k, {1, k}),
+                  TensorView<float, 2>(one_by_one.view().data() + t * n, {1, n}), scratch,
+                  CpuIsa::avx512_amx);
+  // The same exact int32 block sums; only the float32 order of the scaled sums differs.
+  test::require_close("AMX prefill vs vpdpbusd decode", batched.cview().data(), one_by_one.cview().data(),
+                      static_cast<std::size_t>(m * n), 1e-12);
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    packed_matmul(ctx, packed.view, x.cview(), batched.view(), scratch, CpuIsa::avx512_amx);
+    REQUIRE(scratch.capacity() == grown);
+  }
+  for (const index_t nan_row : {0, 15, 16, 39}) {
+    INFO("NaN in row " << nan_row);
+    auto poisoned = test::random_tensor<float, 2>({m, k}, 9);
+    poisoned.view().data()[nan_row * k + 100] = NAN;
+    Tensor<float, 2> y({m, n});
+    packed_matmul(ctx, packed.view, poisoned.cview(), y.view(), scratch, CpuIsa::avx512_amx);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(y.cview()(i, j)) == (i == nan_row));
   }
 }

@@ -1,7 +1,9 @@
 // Which x86 SIMD families this CPU runs, detected at run time, so that a portable build (no
-// -march) can carry AVX2 and AVX-512 kernels, compiled with target attributes, and run each only
-// on a CPU that has it. Shared by packed_matmul (the dot and GEMV kernels) and gemm (the prefill
-// GEMM) and by linear_kernel, which picks our GEMM over Eigen's where AVX-512 is present.
+// -march) can carry AVX2, AVX-512 and AMX kernels, compiled with target attributes (AMX as inline
+// assembly), and run each only on a CPU that has it. Shared by packed_matmul (the dot and GEMV
+// kernels), gemm and gemm_amx (the prefill GEMMs) and linear_kernel, which picks our GEMM over
+// Eigen's where AVX-512 is present.
+//   avx512_amx   the avx512_vnni family, whose Q8_0 prefill products run on AMX-INT8 tiles
 //   avx512_vnni  the avx512 family, whose Q8_0 integer dot products use AVX512_VNNI's vpdpbusd
 //   avx512       AVX-512 F/BW/VL + FMA + F16C
 //   avx2         AVX2 + FMA + F16C
@@ -11,6 +13,10 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #define LLAMABLOCKS_X86_KERNELS 1
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 // GCC 12's AVX-512 intrinsics initialize their "undefined" vectors from themselves, which
 // -Wmaybe-uninitialized reports wherever they are inlined (GCC bug 105593); the state in force
 // where the intrinsic is defined is what counts, so the header is included with it off.
@@ -33,7 +39,7 @@
 namespace llamablocks {
 
 /// The kernel families of packed_matmul, in order of preference.
-enum class CpuIsa { scalar, avx2, avx512, avx512_vnni };
+enum class CpuIsa { scalar, avx2, avx512, avx512_vnni, avx512_amx };
 
 inline const char* to_string(CpuIsa isa) {
   switch (isa) {
@@ -41,13 +47,19 @@ inline const char* to_string(CpuIsa isa) {
     case CpuIsa::avx2: return "avx2";
     case CpuIsa::avx512: return "avx512";
     case CpuIsa::avx512_vnni: return "avx512_vnni";
+    case CpuIsa::avx512_amx: return "avx512_amx";
   }
   return "(invalid)";
 }
 
-/// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni, which differs from it only
-/// in the Q8_0 integer dot products).
-constexpr bool is_avx512(CpuIsa isa) { return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni; }
+/// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni and avx512_amx, which
+/// differ from it only in the Q8_0 integer dot products).
+constexpr bool is_avx512(CpuIsa isa) {
+  return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_amx;
+}
+
+/// Whether `isa` takes its Q8_0 decode dot products from vpdpbusd.
+constexpr bool has_vnni(CpuIsa isa) { return isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_amx; }
 
 namespace detail {
 
@@ -56,6 +68,25 @@ inline bool cpu_has_f16c() {
 #if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+#else
+  return false;
+#endif
+}
+
+/// CPUID leaf 7 EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and the operating system's leave to use
+/// the tile data registers: Linux (5.16 and later) grants them to a process that asks, once, with
+/// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); elsewhere AMX is not used.
+inline bool cpu_has_amx_int8() {
+#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__)
+  static const bool usable = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    if ((edx & (1u << 24)) == 0 || (edx & (1u << 25)) == 0) return false;
+    constexpr long request_permission = 0x1023;  // ARCH_REQ_XCOMP_PERM
+    constexpr long tile_data = 18;               // XFEATURE_XTILEDATA
+    return syscall(SYS_arch_prctl, request_permission, tile_data) == 0;
+  }();
+  return usable;
 #else
   return false;
 #endif
@@ -77,6 +108,8 @@ inline bool cpu_supports(CpuIsa isa) {
              detail::cpu_has_f16c();
     case CpuIsa::avx512_vnni:
       return cpu_supports(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
+    case CpuIsa::avx512_amx:
+      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_amx_int8();
   }
   return false;
 #else
@@ -86,10 +119,11 @@ inline bool cpu_supports(CpuIsa isa) {
 
 /// The best family this CPU runs (detected once).
 inline CpuIsa cpu_isa() {
-  static const CpuIsa best = cpu_supports(CpuIsa::avx512_vnni) ? CpuIsa::avx512_vnni
-                             : cpu_supports(CpuIsa::avx512)    ? CpuIsa::avx512
-                             : cpu_supports(CpuIsa::avx2)      ? CpuIsa::avx2
-                                                               : CpuIsa::scalar;
+  static const CpuIsa best = cpu_supports(CpuIsa::avx512_amx)    ? CpuIsa::avx512_amx
+                             : cpu_supports(CpuIsa::avx512_vnni) ? CpuIsa::avx512_vnni
+                             : cpu_supports(CpuIsa::avx512)      ? CpuIsa::avx512
+                             : cpu_supports(CpuIsa::avx2)        ? CpuIsa::avx2
+                                                                 : CpuIsa::scalar;
   return best;
 }
 

@@ -4,6 +4,7 @@
 //
 // The kernel family is picked at run time from what the CPU has (cpu_isa()), so a portable build
 // runs the AVX-512 kernels on a CPU that has them and never executes an instruction a CPU lacks:
+//   avx512_amx   as avx512_vnni, with a Q8_0 prefill on AMX-INT8 tiles (gemm_amx.hpp)
 //   avx512_vnni  as avx512, with each Q8_0 integer dot product in one vpdpbusd (the same sums)
 //   avx512       AVX-512 F/BW/VL + FMA + F16C: 16 floats per instruction, Q8_0 two blocks at a time
 //   avx2         AVX2 + FMA + F16C: 8 floats per instruction
@@ -16,14 +17,16 @@
 //
 // Threads: in a decode-sized product the rows of W are split over the context's threads in tiles
 // of packed_matmul_tile_rows and every weight is read exactly once; a prefill-sized product runs
-// gemm_avx512 (gemm.hpp), which widens W as it packs it, or without AVX-512 widens tiles of W to
-// float32 and runs Eigen's GEMM on them (see packed_matmul).
+// gemm_q8_0_amx (gemm_amx.hpp) for Q8_0 where the CPU has AMX, else gemm_avx512 (gemm.hpp), which
+// widens W as it packs it, or without AVX-512 widens tiles of W to float32 and runs Eigen's GEMM
+// on them (see packed_matmul).
 #pragma once
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/cpu_isa.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/gemm.hpp"
+#include "llamablocks/backends/cpu/gemm_amx.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/weight_type.hpp"
@@ -40,12 +43,6 @@
 
 namespace llamablocks {
 namespace detail {
-
-/// One 32-element block of an activation row quantized for Q8_0 weights.
-struct ActivationBlockQ8 {
-  float scale;        // d_x = max|x| / 127, rounded to binary16 (GGUF's block_q8_0)
-  std::int8_t q[32];  // round(x · 127 / max|x|)
-};
 
 /// Quantizes `cols` floats (a multiple of 32) into cols/32 blocks.
 /// A block holding a NaN or an infinity has no int8 form (converting NaN to an integer is undefined
@@ -375,7 +372,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void dot_rows_q8_0_avx512(const std::uint8_t* w
 inline float packed_dot(CpuIsa isa, WeightType type, const std::uint8_t* w, const float* x,
                         const ActivationBlockQ8* xq, index_t cols) {
 #if LLAMABLOCKS_X86_KERNELS
-  if (isa == CpuIsa::avx512_vnni && type == WeightType::q8_0) return dot_q8_0_avx512<true>(w, xq, cols);
+  if (has_vnni(isa) && type == WeightType::q8_0) return dot_q8_0_avx512<true>(w, xq, cols);
   if (is_avx512(isa))
     return type == WeightType::q8_0 ? dot_q8_0_avx512<false>(w, xq, cols) : dot_avx512(type, w, x, cols);
   if (isa == CpuIsa::avx2) return dot_avx2(type, w, x, xq, cols);
@@ -403,7 +400,7 @@ inline void packed_dot_rows(CpuIsa isa, WeightType type, const std::uint8_t* w, 
         case WeightType::f16: dot_rows_avx512<WeightType::f16, group>(rows, row_bytes, x, cols, out + r); break;
         case WeightType::bf16: dot_rows_avx512<WeightType::bf16, group>(rows, row_bytes, x, cols, out + r); break;
         case WeightType::q8_0:
-          if (isa == CpuIsa::avx512_vnni)
+          if (has_vnni(isa))
             dot_rows_q8_0_avx512<group, true>(rows, row_bytes, xq, cols, out + r);
           else
             dot_rows_q8_0_avx512<group, false>(rows, row_bytes, xq, cols, out + r);
@@ -452,14 +449,15 @@ inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
 /// y = x · Wᵀ (see the top of this header).
 ///
 /// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
-/// Larger ones are arithmetic-bound: with the avx512 family they run gemm_avx512, which packs W
+/// Larger ones are arithmetic-bound: Q8_0 with avx512_amx runs gemm_q8_0_amx (int8 tile products
+/// of the quantized activations); otherwise the avx512 families run gemm_avx512, which packs W
 /// straight from its stored bytes; otherwise each thread widens a tile of packed_gemm_tile_rows
 /// rows to float32 and multiplies it with Eigen's GEMM. Either way a prefill runs at GEMM speed
 /// for every type.
-/// For Q8_0 the GEMM path multiplies the same quantized activations (widened back to float32),
-/// so a prompt gives the same numbers, to float32 rounding, whether it is run in one batch or
-/// token by token.
-/// \param scratch holds the quantized activations and the widened tiles or gemm_avx512's packed
+/// For Q8_0 every GEMM path multiplies the same quantized activations as the decode kernels (AMX
+/// as int8, the others widened back to float32), so a prompt gives the same numbers, to float32
+/// rounding, whether it is run in one batch or token by token.
+/// \param scratch holds the quantized activations and the widened tiles or the GEMMs' packed
 ///                panels; it grows to the largest call and is reused, so calls of a size that
 ///                has been seen (every decode step, a repeated prefill) allocate nothing.
 /// \param isa     the kernel family; it must be one cpu_supports() (cpu_isa() by default).
@@ -482,14 +480,18 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   const bool gemm = tokens >= detail::gemv_row_limit;
   const index_t blocks = weight.type == WeightType::q8_0 ? tokens * (cols / 32) : 0;
   const index_t quantized_bytes = blocks * static_cast<index_t>(sizeof(detail::ActivationBlockQ8));
-  const index_t widened_x_floats = gemm && blocks > 0 ? tokens * cols : 0;
   const index_t threads = ctx.num_threads();
-  // Our GEMM where the CPU has AVX-512, else Eigen's on float32 tiles of W.
-  const bool own_gemm = gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
-  const index_t tile_floats = gemm && !own_gemm ? packed_gemm_tile_rows * cols : 0;
-  const index_t gemm_bytes = own_gemm ? detail::gemm_scratch_bytes(tokens, cols, threads) : 0;
+  // Q8_0 on AMX tiles straight from the quantized blocks; else our float32 GEMM where the CPU has
+  // AVX-512 (Q8_0 activations widened back to float32 first), else Eigen's on float32 tiles of W.
+  const bool amx_gemm = gemm && isa == CpuIsa::avx512_amx && blocks > 0 && LLAMABLOCKS_X86_KERNELS;
+  const bool own_gemm = gemm && !amx_gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
+  const index_t widened_x_floats = gemm && !amx_gemm && blocks > 0 ? tokens * cols : 0;
+  const index_t tile_floats = gemm && !own_gemm && !amx_gemm ? packed_gemm_tile_rows * cols : 0;
+  const index_t gemm_bytes = own_gemm   ? detail::gemm_scratch_bytes(tokens, cols, threads)
+                             : amx_gemm ? detail::gemm_amx_scratch_bytes(tokens, cols, threads)
+                                        : 0;
   // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
-  // the scratch of gemm_avx512.
+  // the scratch of gemm_avx512 or gemm_q8_0_amx.
   const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
   const auto bytes = scratch.get<1>(
       {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats) +
@@ -500,7 +502,7 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   if (blocks > 0)
     detail::parallel_for(ctx, tokens, [&](long long t) {
       detail::quantize_activation_q8(x.data() + t * cols, cols, quantized + t * (cols / 32));
-      if (!gemm) return;
+      if (widened_x_floats == 0) return;
       for (index_t b = 0; b < cols / 32; ++b)
         for (index_t i = 0; i < 32; ++i)
           widened_x[t * cols + 32 * b + i] =
@@ -510,6 +512,11 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   if (gemm) {
     const float* x_values = blocks > 0 ? widened_x : x.data();
 #if LLAMABLOCKS_X86_KERNELS
+    if (amx_gemm) {
+      detail::gemm_q8_0_amx(ctx, quantized, tokens, weight, y.data(), weight.rows,
+                            reinterpret_cast<std::uint8_t*>(tiles));
+      return;
+    }
     if (own_gemm) {
       detail::gemm_avx512(ctx, x_values, cols, tokens, weight, y.data(), weight.rows, false,
                           reinterpret_cast<std::uint8_t*>(tiles));
