@@ -8,9 +8,9 @@
 // per packed step, 128 per depth block): m in {1, 2, 3, 14, 15, 27, 29, 128, 130}, n in {1, 31,
 // 32, 33, 100, 257}, k in {1, 15, 16, 17, 300, 1000}, on 1 and 2 threads, y rows strided with
 // guard columns that must stay untouched, written and accumulated.
-// AMX shapes: every remainder of its blocking (16 tokens per tile, 16 columns of y per panel, one
-// or two Q8_0 blocks per packing step): m in {8, 15, 16, 17, 33, 130}, n in {1, 15, 16, 17, 100},
-// k in {32, 64, 96, 2048}.
+// AMX shapes: every remainder of its blocking (pairs of 16-token tiles, pairs of 16-column panels,
+// one or two Q8_0 blocks per packing step): m in {8, 15, 16, 17, 31, 32, 33, 130}, n in {1, 15,
+// 16, 17, 31, 32, 33, 100}, k in {32, 64, 96, 2048}.
 // Tolerance: NMSE <= tolerance<float>::nmse (1e-10) against the double reference (float32 sums,
 // exact products), as every float32 kernel of the suite.
 #include "llamablocks/backends/cpu/eigen.hpp"
@@ -259,11 +259,11 @@ TEST_CASE("gemm_q8_0_amx: every remainder of the blocking against a double refer
   if (!have_amx()) return;
   Workspace<std::uint8_t, cpu> scratch;
   for (const index_t k : {32, 64, 96, 2048})
-    for (const index_t n : {1, 15, 16, 17, 100}) {
+    for (const index_t n : {1, 15, 16, 17, 31, 32, 33, 100}) {
       const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(3 * n + k), 0.1);
       const PackedMatrix packed = pack_matrix(w_values.cview(), WeightType::q8_0);
       const auto w_double = decode(packed.view);
-      for (const index_t m : {8, 15, 16, 17, 33, 130}) {
+      for (const index_t m : {8, 15, 16, 17, 31, 32, 33, 130}) {
         const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 7 * k));
         const auto expected = product(quantized_activations(x.cview().data(), m, k), w_double, m, n, k);
         std::vector<detail::ActivationBlockQ8> xq(static_cast<std::size_t>(m * (k / 32)));

@@ -15,18 +15,20 @@
 // Blocking:
 //   - x is packed once per call, shared by the threads: for each tile of 16 tokens and each block,
 //     the 16 × 32 int8 values side by side (the A operand of tdpbssd, 512 bytes) and the 16 scales.
-//     Tokens past m are zero, with scale 0.
-//   - W is packed per thread one panel of 16 rows (16 columns of y) at a time over all of k: per
+//     Tiles come in pairs; tokens past m are zero, with scale 0.
+//   - W is packed per thread two panels of 16 rows (32 columns of y) at a time over all of k: per
 //     block, the B operand, 8 rows of 16 × 4 int8 (AMX's layout: the 4 consecutive depths of one
 //     column side by side), made by one 16 × 16 transpose of 32-bit lanes per two blocks, and the
-//     16 weight scales as float32. Rows past n are zero.
-//   - The micro-kernel computes a 16 × 16 block of y over all blocks: one tdpbssd per block into a
-//     16 × 16 int32 tile, stored to L1 and folded into 16 zmm float32 accumulators (convert, scale,
-//     fma). Two tiles alternate (even and odd blocks), so the tile product of the next block runs
-//     while the vector units scale the previous one; the vector work, 3 instructions per row, is
-//     what bounds the kernel (tdpbssd's 16 × 16 × 32 products take 16 cycles).
-//   - Threads: the panels of W are split into one contiguous range per thread; an element's sum
-//     does not depend on the thread count or on m.
+//     16 weight scales as float32. Rows past n are zero. The next pair's rows are prefetched into
+//     L2 while the current pair is multiplied.
+//   - The micro-kernel computes a 32 × 32 block of y over all blocks: per block, two tiles of x and
+//     two of W give four tdpbssd into four 16 × 16 int32 tiles (each operand loaded serves two
+//     products), stored to L1 and folded into 32 × 32 float32 sums in L1 (convert, scale, fma).
+//     Two sets of product tiles alternate, so the tile products of the next block run while the
+//     vector units fold the previous ones. (A 16 × 16 block, one product per pair of operands,
+//     loads 1 KiB of operands per product, mostly from L2: see docs/performance.md for the two.)
+//   - Threads: the pairs of panels of W are split into one contiguous range per thread; an
+//     element's sum does not depend on the thread count or on m.
 // AMX state: the tile configuration is per thread; each thread loads it before its panels and
 // releases the tiles after them. Linux hands AMX to a process only on request (arch_prctl), which
 // cpu_supports(CpuIsa::avx512_amx) makes.
@@ -59,13 +61,16 @@ inline constexpr index_t amx_tile_cols = 16;
 inline constexpr index_t amx_block_bytes = 16 * 32;
 inline constexpr index_t amx_scale_bytes = 16 * 4;
 
+/// Bytes of one thread's part of gemm_q8_0_amx's scratch: two packed panels of W of
+/// `panel_bytes` each, two sets of four 16 × 16 int32 tile products, 32 × 32 float accumulators.
+inline index_t gemm_amx_thread_bytes(index_t panel_bytes) { return 2 * panel_bytes + 2 * 4096 + 4096; }
+
 /// Bytes of scratch gemm_q8_0_amx needs for m tokens of k columns on `threads` threads (64-byte
-/// alignment included): x packed, and per thread one panel of W and two 16 × 16 int32 tiles.
+/// alignment included): x packed in pairs of tiles, and each thread's part.
 inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
-  const index_t blocks = k / 32;
-  const index_t x_tiles = (m + amx_tile_rows - 1) / amx_tile_rows;
-  const index_t panel_bytes = blocks * (amx_block_bytes + amx_scale_bytes);
-  return 64 + x_tiles * panel_bytes + threads * (panel_bytes + 2 * 16 * 64);
+  const index_t panel_bytes = k / 32 * (amx_block_bytes + amx_scale_bytes);
+  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
+  return 64 + 2 * x_pairs * panel_bytes + threads * gemm_amx_thread_bytes(panel_bytes);
 }
 
 #if LLAMABLOCKS_X86_KERNELS
@@ -112,13 +117,13 @@ struct alignas(64) AmxTileConfig {
   std::uint8_t rows[16] = {};
 };
 
-/// Tiles 0 and 1: the int32 products of even and odd blocks (16 × 16); 2 and 4: x's blocks (16
-/// tokens × 32 int8); 3 and 5: W's blocks (8 rows of 16 × 4 int8).
+/// Tiles 0-3: int32 products (16 × 16); 4 and 5: two tiles of x's blocks (16 tokens × 32 int8); 6
+/// and 7: two panels of W's blocks (8 rows of 16 × 4 int8).
 inline void amx_configure_q8_0() {
   AmxTileConfig config;
-  for (int tile : {0, 1}) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
-  for (int tile : {2, 4}) config.bytes_per_row[tile] = 32, config.rows[tile] = 16;
-  for (int tile : {3, 5}) config.bytes_per_row[tile] = 64, config.rows[tile] = 8;
+  for (int tile : {0, 1, 2, 3}) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
+  for (int tile : {4, 5}) config.bytes_per_row[tile] = 32, config.rows[tile] = 16;
+  for (int tile : {6, 7}) config.bytes_per_row[tile] = 64, config.rows[tile] = 8;
   asm volatile("ldtilecfg %0" : : "m"(config));
 }
 
@@ -179,99 +184,112 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_pack_w(const PackedMatrixView& w,
   }
 }
 
-/// acc[i] += float(products[i]) · (d_w · d_x[i]) for the 16 rows of a stored 16 × 16 int32 tile.
-LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_fold(const std::int32_t* products, const float* x_scales,
-                                                    const float* w_scales, __m512 (&acc)[16]) {
-  const __m512 w_scale = _mm512_loadu_ps(w_scales);
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) {
-    const __m512 sums = _mm512_cvtepi32_ps(_mm512_load_si512(products + 16 * i));
-    acc[i] = _mm512_fmadd_ps(sums, _mm512_mul_ps(w_scale, _mm512_set1_ps(x_scales[i])), acc[i]);
-  }
-}
-
-/// The 16 × 16 block of y (rows, columns of it written) for one packed tile of x and one packed
-/// panel of W, over `blocks` blocks; `tiles` holds two 16 × 16 int32 tiles (64-byte aligned).
-LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_micro_kernel(index_t blocks, const std::uint8_t* x_tile,
-                                                            const std::uint8_t* w_panel, float* y,
+/// The 32 × 32 block of y at `y` (its first `rows` rows and `cols` columns written) from two packed
+/// tiles of x (`x_pair`, the second panel_bytes after the first) and two packed panels of W
+/// (`w_pair`, likewise), over `blocks` blocks. `products` holds two sets of four 16 × 16 int32
+/// tiles, `acc` 32 × 32 floats (both 64-byte aligned).
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_micro_kernel(index_t blocks, index_t panel_bytes,
+                                                            const std::uint8_t* x_pair,
+                                                            const std::uint8_t* w_pair, float* y,
                                                             index_t ldy, index_t rows, index_t cols,
-                                                            std::int32_t* tiles) {
+                                                            std::int32_t* products, float* acc) {
   constexpr index_t stride = amx_block_bytes + amx_scale_bytes;
-  const auto scales = [](const std::uint8_t* packed) {
-    return reinterpret_cast<const float*>(packed + amx_block_bytes);
+  // Tile 2·i + j = x tile i times W panel j, stored to out[256 · (2·i + j)].
+  const auto multiply = [&](index_t b, std::int32_t* out) {
+    const std::uint8_t* x0 = x_pair + b * stride;
+    const std::uint8_t* w0 = w_pair + b * stride;
+    amx_tile_load<4, amx_block_bytes>(x0, 32);
+    amx_tile_load<5, amx_block_bytes>(x0 + panel_bytes, 32);
+    amx_tile_load<6, amx_block_bytes>(w0, 64);
+    amx_tile_load<7, amx_block_bytes>(w0 + panel_bytes, 64);
+    amx_tile_zero<0>();
+    amx_tile_zero<1>();
+    amx_tile_zero<2>();
+    amx_tile_zero<3>();
+    amx_dot_s8s8<0, 4, 6>();
+    amx_dot_s8s8<1, 4, 7>();
+    amx_dot_s8s8<2, 5, 6>();
+    amx_dot_s8s8<3, 5, 7>();
+    amx_tile_store<0, 1024>(out, 64);
+    amx_tile_store<1, 1024>(out + 256, 64);
+    amx_tile_store<2, 1024>(out + 512, 64);
+    amx_tile_store<3, 1024>(out + 768, 64);
   };
-  __m512 acc[16];
+  for (index_t i = 0; i < 32 * 32; i += 16) _mm512_store_ps(acc + i, _mm512_setzero_ps());
+  // Block b + 1's tile products are started before block b's are folded, into the other set.
+  multiply(0, products);
+  for (index_t b = 0; b < blocks; ++b) {
+    const std::int32_t* current = products + 1024 * (b & 1);
+    if (b + 1 < blocks) multiply(b + 1, products + 1024 * ((b + 1) & 1));
+    for (index_t tile = 0; tile < 4; ++tile) {
+      const index_t i = tile / 2, j = tile % 2;
+      const auto* x_scales =
+          reinterpret_cast<const float*>(x_pair + i * panel_bytes + b * stride + amx_block_bytes);
+      const __m512 w_scale = _mm512_load_ps(w_pair + j * panel_bytes + b * stride + amx_block_bytes);
+      const std::int32_t* sums = current + 256 * tile;
+      float* rows_of_acc = acc + 16 * 32 * i + 16 * j;
 #pragma GCC unroll 16
-  for (auto& value : acc) value = _mm512_setzero_ps();
-  std::int32_t* even = tiles;
-  std::int32_t* odd = tiles + 256;
-  // Block b's product goes to tile 0 (even b) or 1 (odd b) and is folded after block b + 1's
-  // product has been started.
-  amx_tile_zero<0>();
-  amx_tile_load<2, amx_block_bytes>(x_tile, 32);
-  amx_tile_load<3, amx_block_bytes>(w_panel, 64);
-  amx_dot_s8s8<0, 2, 3>();
-  amx_tile_store<0, 1024>(even, 64);
-  for (index_t b = 0; b < blocks; b += 2) {
-    const std::uint8_t* x0 = x_tile + b * stride;
-    const std::uint8_t* w0 = w_panel + b * stride;
-    if (b + 1 < blocks) {
-      amx_tile_zero<1>();
-      amx_tile_load<4, amx_block_bytes>(x0 + stride, 32);
-      amx_tile_load<5, amx_block_bytes>(w0 + stride, 64);
-      amx_dot_s8s8<1, 4, 5>();
-      amx_tile_store<1, 1024>(odd, 64);
+      for (int r = 0; r < 16; ++r) {
+        // acc[r] += float(Σ q_w q_x) · (d_w · d_x[r])
+        float* at = rows_of_acc + 32 * r;
+        const __m512 scale = _mm512_mul_ps(w_scale, _mm512_set1_ps(x_scales[r]));
+        _mm512_store_ps(at, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(sums + 16 * r)), scale,
+                                            _mm512_load_ps(at)));
+      }
     }
-    gemm_amx_fold(even, scales(x0), scales(w0), acc);
-    if (b + 1 >= blocks) break;
-    if (b + 2 < blocks) {
-      amx_tile_zero<0>();
-      amx_tile_load<2, amx_block_bytes>(x0 + 2 * stride, 32);
-      amx_tile_load<3, amx_block_bytes>(w0 + 2 * stride, 64);
-      amx_dot_s8s8<0, 2, 3>();
-      amx_tile_store<0, 1024>(even, 64);
-    }
-    gemm_amx_fold(odd, scales(x0 + stride), scales(w0 + stride), acc);
   }
-  const auto mask = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
-  // Unrolled with constant indices (as every use of acc), so the accumulators stay in registers.
-#pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i)
-    if (i < rows) _mm512_mask_storeu_ps(y + i * ldy, mask, acc[i]);
+  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+  for (index_t r = 0; r < rows; ++r) {
+    _mm512_mask_storeu_ps(y + r * ldy, mask_low, _mm512_load_ps(acc + 32 * r));
+    _mm512_mask_storeu_ps(y + r * ldy + 16, mask_high, _mm512_load_ps(acc + 32 * r + 16));
+  }
 }
 
-/// y = x · Wᵀ for Q8_0 W and the quantized activations `xq`
-/// ([m, k/32] blocks), on the context's threads (see the top of this header). Pre-condition: the CPU
-/// runs CpuIsa::avx512_amx; m, n >= 1; k = w.cols a multiple of 32; y disjoint from the inputs;
-/// `scratch` holds gemm_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
+/// y = x · Wᵀ for Q8_0 W and the quantized activations `xq` ([m, k/32] blocks), on the context's
+/// threads (see the top of this header). Pre-condition: the CPU runs CpuIsa::avx512_amx; m, n >= 1;
+/// k = w.cols a multiple of 32; y disjoint from the inputs; `scratch` holds
+/// gemm_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
 inline void gemm_q8_0_amx(const Context<cpu>& ctx, const ActivationBlockQ8* xq, index_t m,
                           const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
   const index_t blocks = w.cols / 32, n = w.rows;
   const index_t panel_bytes = blocks * (amx_block_bytes + amx_scale_bytes);
   const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
   std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
-  const index_t x_tiles = (m + amx_tile_rows - 1) / amx_tile_rows;
-  std::uint8_t* per_thread = x_packed + x_tiles * panel_bytes;
-  parallel_for(ctx, x_tiles, [&](long long tile) {
+  // Tiles of x in pairs (the last pair may end in zero tokens).
+  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
+  std::uint8_t* per_thread = x_packed + 2 * x_pairs * panel_bytes;
+  parallel_for(ctx, 2 * x_pairs, [&](long long tile) {
     const index_t row0 = tile * amx_tile_rows;
-    gemm_amx_pack_x(xq, blocks, row0, std::min(amx_tile_rows, m - row0), x_packed + tile * panel_bytes);
+    gemm_amx_pack_x(xq, blocks, row0, std::clamp<index_t>(m - row0, 0, amx_tile_rows),
+                    x_packed + tile * panel_bytes);
   });
 
-  const index_t panels = (n + amx_tile_cols - 1) / amx_tile_cols;
-  const index_t parts = std::min<index_t>(ctx.num_threads(), panels);
+  // Panels of W in pairs: 32 columns of y.
+  const index_t w_pairs = (n + 2 * amx_tile_cols - 1) / (2 * amx_tile_cols);
+  const index_t parts = std::min<index_t>(ctx.num_threads(), w_pairs);
   parallel_for(ctx, parts, [&](long long part) {
-    std::uint8_t* w_packed = per_thread + part * (panel_bytes + 2 * 16 * 64);
-    auto* tiles = reinterpret_cast<std::int32_t*>(w_packed + panel_bytes);
+    std::uint8_t* w_packed = per_thread + part * gemm_amx_thread_bytes(panel_bytes);
+    auto* products = reinterpret_cast<std::int32_t*>(w_packed + 2 * panel_bytes);
+    auto* acc = reinterpret_cast<float*>(products + 2 * 1024);
     amx_configure_q8_0();
-    const index_t first = panels * part / parts, last = panels * (part + 1) / parts;
-    for (index_t panel = first; panel < last; ++panel) {
-      const index_t col0 = panel * amx_tile_cols;
-      const index_t cols = std::min(amx_tile_cols, n - col0);
-      gemm_amx_pack_w(w, col0, cols, w_packed);
-      for (index_t tile = 0; tile < x_tiles; ++tile) {
-        const index_t row0 = tile * amx_tile_rows;
-        gemm_amx_micro_kernel(blocks, x_packed + tile * panel_bytes, w_packed, y + row0 * ldy + col0,
-                              ldy, std::min(amx_tile_rows, m - row0), cols, tiles);
+    const index_t first = w_pairs * part / parts, last = w_pairs * (part + 1) / parts;
+    for (index_t pair = first; pair < last; ++pair) {
+      const index_t col0 = pair * 2 * amx_tile_cols;
+      for (index_t j = 0; j < 2; ++j)
+        gemm_amx_pack_w(w, col0 + j * amx_tile_cols,
+                        std::clamp<index_t>(n - col0 - j * amx_tile_cols, 0, amx_tile_cols),
+                        w_packed + j * panel_bytes);
+      const index_t next_col0 = col0 + 2 * amx_tile_cols;
+      for (index_t x_pair = 0; x_pair < x_pairs; ++x_pair) {
+        const index_t row0 = x_pair * 2 * amx_tile_rows;
+        // The next pair's rows of W, a part per pair of x tiles, so that packing finds them in L2.
+        if (pair + 1 < last)
+          gemm_prefetch_w(w, next_col0, std::min(2 * amx_tile_cols, n - next_col0), 0, w.cols, x_pair,
+                          x_pairs);
+        gemm_amx_micro_kernel(blocks, panel_bytes, x_packed + 2 * x_pair * panel_bytes, w_packed,
+                              y + row0 * ldy + col0, ldy, std::min(2 * amx_tile_rows, m - row0),
+                              std::min(2 * amx_tile_cols, n - col0), products, acc);
       }
     }
     amx_release();
