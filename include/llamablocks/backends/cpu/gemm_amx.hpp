@@ -80,23 +80,20 @@ inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
 // about the memory it reads (so a store to the packed panel just before it could be moved past
 // it). Each of these names the bytes it reads or writes as a memory operand of their exact size
 // (a tile's rows are contiguous here), which orders it against the C++ code that touches them
-// without a "memory" clobber: such a clobber made GCC keep the 16 float accumulators of the
-// micro-kernel on the stack, storing and reloading them around every tile instruction (3x slower).
+// without a "memory" clobber: with such a clobber, GCC kept the register accumulators of a first
+// 16 × 16 micro-kernel on the stack, stored and reloaded around every tile instruction.
 // AT&T operand order: tdpbssd B, A, C computes C += A · B.
-template <index_t Bytes>
-struct AmxTileBytes {
-  char bytes[Bytes];
-};
+// (Clang takes a char array as such an operand, not a struct.)
 template <int Tile, index_t Bytes>
 inline void amx_tile_load(const void* base, long stride) {
   asm volatile("tileloadd (%0,%1,1), %%tmm%c2"
                :
-               : "r"(base), "r"(stride), "i"(Tile), "m"(*static_cast<const AmxTileBytes<Bytes>*>(base)));
+               : "r"(base), "r"(stride), "i"(Tile), "m"(*static_cast<const char(*)[Bytes]>(base)));
 }
 template <int Tile, index_t Bytes>
 inline void amx_tile_store(void* base, long stride) {
   asm volatile("tilestored %%tmm%c3, (%1,%2,1)"
-               : "=m"(*static_cast<AmxTileBytes<Bytes>*>(base))
+               : "=m"(*static_cast<char(*)[Bytes]>(base))
                : "r"(base), "r"(stride), "i"(Tile));
 }
 template <int Tile>
