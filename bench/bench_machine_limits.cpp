@@ -11,6 +11,12 @@
 //                     what it runs on a CPU without AVX-512.
 //   BM_GEMM           the same product through our gemm_avx512 (gemm.hpp), the weights stored as
 //                     f32 or bf16; fraction_of_peak_fma for both.
+//   BM_PeakAMXInt8    where the CPU has AMX: ops / s (a multiply-add counted as 2) of four
+//                     independent tdpbssd on full tiles (16 × 64 int8 times 64 × 16) in a loop;
+//                     the tile unit's roof.
+//   BM_GEMMQ8_0AMX    where the CPU has AMX: the same products with Q8_0 weights through
+//                     packed_matmul's avx512_amx family (gemm_amx.hpp, the activations quantized
+//                     as in a prefill); fraction_of_peak_amx_int8.
 //
 // The vector kernels are chosen at run time: AVX-512 where the CPU has it, else AVX2 + FMA, else
 // plain C++ compiled for the build's baseline; the label of each result names the one used. They
@@ -396,10 +402,60 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
 }
 
+/// Peak AMX-INT8 ops/s by thread count, once BM_PeakAMXInt8 has run in this process (0 before).
+std::map<int, double> measured_peak_amx_ops;
+
+#if LLAMABLOCKS_X86_KERNELS
+/// `iterations` rounds of four independent tdpbssd on full tiles, on the calling thread.
+void amx_int8_run(long long iterations) {
+  detail::AmxTileConfig config;
+  for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
+  detail::amx_load_config(config);
+  alignas(64) static const std::int8_t operand[16 * 64] = {};
+  detail::amx_tile_load<4, sizeof operand>(operand, 64);
+  detail::amx_tile_load<5, sizeof operand>(operand, 64);
+  detail::amx_tile_load<6, sizeof operand>(operand, 64);
+  detail::amx_tile_load<7, sizeof operand>(operand, 64);
+  detail::amx_tile_zero<0>();
+  detail::amx_tile_zero<1>();
+  detail::amx_tile_zero<2>();
+  detail::amx_tile_zero<3>();
+  for (long long i = 0; i < iterations; ++i) {
+    detail::amx_dot_s8s8<0, 4, 6>();
+    detail::amx_dot_s8s8<1, 4, 7>();
+    detail::amx_dot_s8s8<2, 5, 6>();
+    detail::amx_dot_s8s8<3, 5, 7>();
+  }
+  detail::amx_release();
+}
+#endif
+
+void BM_PeakAMXInt8(benchmark::State& state, int threads) {
+#if LLAMABLOCKS_X86_KERNELS
+  constexpr long long iterations = 200'000;
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) on_threads(threads, [&](int) { amx_int8_run(iterations); });
+  // One tdpbssd on full tiles: 16 × 16 sums of 64 products.
+  const double ops = 2.0 * 16 * 16 * 64 * 4 * static_cast<double>(iterations) *
+                     static_cast<double>(threads) * static_cast<double>(state.iterations());
+  state.counters["ops"] = benchmark::Counter(ops, benchmark::Counter::kIsRate);
+  if (state.iterations() > 0) measured_peak_amx_ops[threads] = ops / seconds_since(start);
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  if (cpu_seconds > 0) state.counters["ops_per_thread_cpu_second"] = ops / cpu_seconds;
+#else
+  state.SkipWithError("not an x86 build");
+  (void)threads;
+#endif
+}
+
 /// FLOP/s counters of a GEMM benchmark of `cost`: flops, per thread CPU second, and the fraction
-/// of the FMA peak measured for the same thread count earlier in this process.
+/// of the peak in `peaks` measured for the same thread count earlier in this process, as
+/// `fraction_name` (the FMA peak unless given another).
 void gemm_counters(benchmark::State& state, const Cost& cost, int threads,
-                   std::chrono::steady_clock::time_point start, double cpu_start) {
+                   std::chrono::steady_clock::time_point start, double cpu_start,
+                   const std::map<int, double>& peaks = measured_peak_flops,
+                   const char* fraction_name = "fraction_of_peak_fma") {
   state.counters["flops"] = benchmark::Counter(cost.flop * static_cast<double>(state.iterations()),
                                                benchmark::Counter::kIsRate);
   // Measured FLOP/s over the FMA peak of the same thread count (run earlier in this process).
@@ -407,10 +463,10 @@ void gemm_counters(benchmark::State& state, const Cost& cost, int threads,
   if (cpu_seconds > 0)
     state.counters["flops_per_thread_cpu_second"] =
         cost.flop * static_cast<double>(state.iterations()) / cpu_seconds;
-  const auto peak_found = measured_peak_flops.find(threads);
-  const double peak = peak_found == measured_peak_flops.end() ? 0 : peak_found->second;
+  const auto peak_found = peaks.find(threads);
+  const double peak = peak_found == peaks.end() ? 0 : peak_found->second;
   if (peak > 0 && state.iterations() > 0)
-    state.counters["fraction_of_peak_fma"] =
+    state.counters[fraction_name] =
         cost.flop * static_cast<double>(state.iterations()) / seconds_since(start) / peak;
 }
 
@@ -418,7 +474,8 @@ void gemm_counters(benchmark::State& state, const Cost& cost, int threads,
 /// and sets gemm_counters for x: [m, k] times Wᵀ, W: [n, k].
 template <class Product>
 void run_gemm(benchmark::State& state, Product&& product, index_t m, index_t k, index_t n,
-              int threads) {
+              int threads, const std::map<int, double>& peaks = measured_peak_flops,
+              const char* fraction_name = "fraction_of_peak_fma") {
   product();
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = process_cpu_seconds();
@@ -426,7 +483,7 @@ void run_gemm(benchmark::State& state, Product&& product, index_t m, index_t k, 
     product();
     benchmark::ClobberMemory();
   }
-  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start);
+  gemm_counters(state, linear_cost<float>(k, n, m), threads, start, cpu_start, peaks, fraction_name);
 }
 
 /// x: [m, k] times Wᵀ, W: [n, k] -> [m, n] through Eigen's GEMM, as a prefill of m tokens through a
@@ -467,6 +524,23 @@ void BM_GEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threa
                  std::to_string(detail::gemm_nr) + " kc " + std::to_string(detail::gemm_kc));
 }
 
+/// The same product with Q8_0 weights through packed_matmul's avx512_amx family (the activations
+/// quantized, then gemm_q8_0_amx).
+void BM_GEMMQ8_0AMX(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
+  const Context<cpu> ctx(threads);
+  Random random;
+  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
+  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
+  const PackedMatrix packed = pack_matrix(weight.cview(), WeightType::q8_0);
+  Tensor<float, 2> out({m, n});  // [m, n]
+  Workspace<std::uint8_t, cpu> scratch;
+  const auto product = [&] {
+    packed_matmul(ctx, packed.view, x.cview(), out.view(), scratch, CpuIsa::avx512_amx);
+  };
+  run_gemm(state, product, m, k, n, threads, measured_peak_amx_ops, "fraction_of_peak_amx_int8");
+  state.SetLabel("avx512_amx");
+}
+
 /// Thread counts measured: one, and two or LLAMABLOCKS_THREADS (default: every hardware thread)
 /// if that is more.
 std::array<int, 2> thread_counts() { return {1, std::max(2, cpu_threads())}; }
@@ -486,6 +560,11 @@ void register_benchmarks() {
     register_benchmark(std::string("BM_PeakFMA<") + isa_name(selected_isa()) + '>' +
                            arg("threads", threads),
                        &BM_PeakFMA, threads);
+  const bool amx = cpu_supports(CpuIsa::avx512_amx);
+  if (amx)
+    for (const int threads : thread_counts())
+      register_benchmark(std::string("BM_PeakAMXInt8") + arg("threads", threads), &BM_PeakAMXInt8,
+                         threads);
   // TinyLlama's projections from dim 2048 to the FFN (5632) and to dim (2048: wq, wo), at prefill
   // lengths 128 and 512: Eigen's GEMM and ours, one after the other at each shape.
   const ModelShape& tinyllama = model_shapes[1];
@@ -499,6 +578,9 @@ void register_benchmarks() {
         for (const WeightType type : {WeightType::f32, WeightType::bf16})
           register_benchmark(std::string("BM_GEMM<cpu,") + to_string(type) + ">/" + shape, &BM_GEMM,
                              tokens, tinyllama.dim, n, threads, type);
+        if (amx)
+          register_benchmark("BM_GEMMQ8_0AMX/" + shape, &BM_GEMMQ8_0AMX, tokens, tinyllama.dim, n,
+                             threads);
       }
 }
 

@@ -114,6 +114,11 @@ struct alignas(64) AmxTileConfig {
   std::uint8_t rows[16] = {};
 };
 
+/// Makes `config` this thread's tile configuration. The operand is the whole 64-byte struct:
+/// GCC 12's _tile_loadconfig declares 8 bytes, so GCC may drop the stores that fill in the rest
+/// (llama.cpp's AMX kernels, built so, fault on their first tilezero).
+inline void amx_load_config(const AmxTileConfig& config) { asm volatile("ldtilecfg %0" : : "m"(config)); }
+
 /// Tiles 0-3: int32 products (16 × 16); 4 and 5: two tiles of x's blocks (16 tokens × 32 int8); 6
 /// and 7: two panels of W's blocks (8 rows of 16 × 4 int8).
 inline void amx_configure_q8_0() {
@@ -121,7 +126,7 @@ inline void amx_configure_q8_0() {
   for (int tile : {0, 1, 2, 3}) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
   for (int tile : {4, 5}) config.bytes_per_row[tile] = 32, config.rows[tile] = 16;
   for (int tile : {6, 7}) config.bytes_per_row[tile] = 64, config.rows[tile] = 8;
-  asm volatile("ldtilecfg %0" : : "m"(config));
+  amx_load_config(config);
 }
 
 inline void amx_release() { asm volatile("tilerelease" ::: "memory"); }
