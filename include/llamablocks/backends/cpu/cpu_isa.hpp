@@ -53,7 +53,7 @@ inline const char* to_string(CpuIsa isa) {
 }
 
 /// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni and avx512_amx, which
-/// differ from it only in the Q8_0 integer dot products).
+/// differ from it only in their Q8_0 kernels).
 constexpr bool is_avx512(CpuIsa isa) {
   return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_amx;
 }
