@@ -40,8 +40,9 @@ std::vector<std::uint8_t> random_packed(WeightType type, index_t rows, index_t c
 }
 
 void BM_PackedMatmul(benchmark::State& state, const ModelShape& shape, WeightType type, CpuIsa isa,
-                     index_t tokens) {
-  const auto ctx = make_context<cpu>();
+                     index_t tokens, bool bf16_activations) {
+  auto ctx = make_context<cpu>();
+  ctx.set_bf16_activations(bf16_activations);
   Random random;
   const index_t rows = shape.ffn_hidden_dim, cols = shape.dim;
   const auto packed = random_packed(type, rows, cols, random);
@@ -70,13 +71,17 @@ void register_benchmarks() {
           if (!cpu_supports(isa)) continue;
           // The scalar family is the portable fallback: shown for decode only. avx512_vnni differs
           // from avx512 only in Q8_0's dot kernels (decode), avx512_amx from avx512_vnni only in
-          // Q8_0's prefill.
+          // the Q8_0 prefill and, with bf16 activations allowed, the bf16 prefill.
           if (isa == CpuIsa::scalar && tokens > 1) continue;
           if (isa == CpuIsa::avx512_vnni && (tokens > 1 || type != WeightType::q8_0)) continue;
-          if (isa == CpuIsa::avx512_amx && (tokens == 1 || type != WeightType::q8_0)) continue;
+          if (isa == CpuIsa::avx512_amx && (tokens == 1 || (type != WeightType::q8_0 && type != WeightType::bf16)))
+            continue;
+          // bf16 runs on AMX tiles only with the activations rounded to bfloat16 (asked for).
+          const bool bf16_activations = isa == CpuIsa::avx512_amx && type == WeightType::bf16;
           register_benchmark(std::string("BM_PackedMatmul<cpu,") + to_string(type) + ',' +
-                                 to_string(isa) + ">/" + shape.name + arg("tokens", tokens),
-                             &BM_PackedMatmul, shape, type, isa, tokens);
+                                 to_string(isa) + (bf16_activations ? ",bf16_activations" : "") + ">/" +
+                                 shape.name + arg("tokens", tokens),
+                             &BM_PackedMatmul, shape, type, isa, tokens, bf16_activations);
         }
 }
 

@@ -11,7 +11,7 @@
 // (2 FLOP per multiply-add, bench_cost.hpp's counting) to compare with its FMA and GEMM peaks.
 //
 //   llama_bench --shape tinyllama [-p 128,512] [-n 64] [-d 0] [--threads 1,2] [--repetitions 5]
-//               [--tied] [--json FILE]
+//               [--tied] [--weights TYPE] [--bf16-activations] [--json FILE]
 #include "bench_cost.hpp"
 #include "bench_shapes.hpp"
 
@@ -51,6 +51,7 @@ using llamablocks::bench::Cost;
                "  -r, --repetitions N  timed runs per test, default 5\n"
                "  --tied               the output head shares the embedding table\n"
                "  --weights TYPE       f32|f16|bf16|q8_0: projections stored so (default f32)\n"
+               "  --bf16-activations   let a bf16 prefill round x to bfloat16 (AMX-BF16 tiles)\n"
                "  --json FILE          also write the results as JSON\n",
                message.c_str());
   std::exit(2);
@@ -82,6 +83,7 @@ struct Options {
   long long repetitions = 5;
   bool tied = false;
   WeightType weights = WeightType::f32;  ///< storage of the projection matrices (--weights)
+  bool bf16_activations = false;         ///< Context<cpu>::set_bf16_activations (--bf16-activations)
   std::string json_path;
 };
 
@@ -100,6 +102,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--threads" || flag == "-t") options.threads = parse_list(flag, value(), 1);
     else if (flag == "-r" || flag == "--repetitions") options.repetitions = parse_integer(flag, value(), 1);
     else if (flag == "--tied") options.tied = true;
+    else if (flag == "--bf16-activations") options.bf16_activations = true;
     else if (flag == "--weights") {
       const std::string name = value();
       bool known = false;
@@ -380,6 +383,7 @@ void write_json(std::ostream& out, const Options& options, const ModelConfig& co
     const Result& r = results[i];
     out << (i == 0 ? "\n" : ",\n") << "    {\"test\": " << json_string(r.test)
         << ", \"weight_type\": " << json_string(to_string(options.weights))
+        << ", \"bf16_activations\": " << (options.bf16_activations ? "true" : "false")
         << ", \"weight_bytes\": " << json_number(weight_bytes)
         << ", \"n_prompt\": " << r.n_prompt << ", \"n_gen\": " << r.n_gen << ", \"depth\": " << r.depth
         << ", \"threads\": " << r.threads << ", \"repetitions\": " << r.seconds.size()
@@ -426,7 +430,8 @@ int main(int argc, char** argv) {
     std::printf("| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
     std::fflush(stdout);
     for (const long long threads : options.threads) {
-      const Context<cpu> ctx(static_cast<int>(threads));
+      Context<cpu> ctx(static_cast<int>(threads));
+      ctx.set_bf16_activations(options.bf16_activations);
       std::vector<std::pair<long long, long long>> tests;
       for (const long long n : options.prompt_lengths) tests.emplace_back(n, 0);
       for (const long long n : options.gen_lengths) tests.emplace_back(0, n);

@@ -134,6 +134,12 @@ std::vector<float> block_of(const std::vector<float>& y, index_t m, index_t n, i
 
 constexpr float guard = -12345.0f;
 
+/// round_to_bf16_avx512 on 16 values (the tests are built for the baseline ISA, so the vector code
+/// needs a function compiled for AVX-512).
+LLAMABLOCKS_TARGET_AVX512 void round_sixteen_to_bf16(const float* values, std::uint16_t* out) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), detail::round_to_bf16_avx512(_mm512_loadu_ps(values)));
+}
+
 }  // namespace
 
 TEST_CASE("gemm_avx512: every remainder of the blocking against a double reference", "[gemm]") {
@@ -324,5 +330,97 @@ TEST_CASE("gemm_q8_0_amx through packed_matmul: the decode kernels' numbers, a N
     packed_matmul(ctx, packed.view, poisoned.cview(), y.view(), scratch, CpuIsa::avx512_amx);
     for (index_t i = 0; i < m; ++i)
       for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(y.cview()(i, j)) == (i == nan_row));
+  }
+}
+
+TEST_CASE("gemm_bf16_amx: bf16 activations times bf16 weights against a double reference", "[gemm][amx]") {
+  if (!have_amx()) return;
+  Workspace<std::uint8_t, cpu> scratch;
+  // k: below, at and past one 32-deep step, and odd; m and n: the pairs' remainders.
+  for (const index_t k : {1, 17, 32, 33, 300, 2048})
+    for (const index_t n : {1, 15, 16, 17, 33, 100}) {
+      const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(5 * n + k), 0.1);
+      const PackedMatrix packed = pack_matrix(w_values.cview(), WeightType::bf16);
+      const auto w_double = decode(packed.view);
+      for (const index_t m : {8, 15, 17, 31, 33, 130}) {
+        const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 9 * k));
+        // x as the kernel sees it: each value rounded to bfloat16.
+        std::vector<double> x_double(static_cast<std::size_t>(m * k));
+        for (std::size_t i = 0; i < x_double.size(); ++i)
+          x_double[i] = detail::bf16_bits_to_float(detail::float_to_bf16_bits(x.cview().data()[i]));
+        const auto expected = product(x_double, w_double, m, n, k);
+        const index_t ldy = n + 5;
+        std::vector<float> first;
+        for (const int threads : {1, 2}) {
+          INFO("m " << m << " n " << n << " k " << k << " threads " << threads);
+          const Context<cpu> ctx(threads);
+          std::vector<float> y(static_cast<std::size_t>((m + 1) * ldy), guard);
+          const auto bytes = scratch.get<1>({detail::gemm_bf16_amx_scratch_bytes(m, k, threads)});
+          detail::gemm_bf16_amx(ctx, x.cview().data(), k, m, packed.view, y.data(), ldy, bytes.data());
+          const auto written = block_of(y, m, n, ldy);
+          test::require_close("gemm_bf16_amx vs double reference", written.data(), expected.data(),
+                              expected.size(), test::tolerance<float>::nmse);
+          for (index_t i = 0; i <= m; ++i)
+            for (index_t j = i < m ? n : 0; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
+          if (first.empty())
+            first = written;
+          else
+            REQUIRE(std::memcmp(first.data(), written.data(), sizeof(float) * first.size()) == 0);
+        }
+      }
+    }
+}
+
+TEST_CASE("packed_matmul: bf16 weights use AMX-BF16 only where the context allows bf16 activations",
+          "[gemm][amx]") {
+  if (!have_amx()) return;
+  const index_t m = 40, n = 70, k = 300;
+  const auto w = test::random_tensor<float, 2>({n, k}, 12, 0.1);
+  const PackedMatrix packed = pack_matrix(w.cview(), WeightType::bf16);
+  const auto x = test::random_tensor<float, 2>({m, k}, 13);
+  Workspace<std::uint8_t, cpu> scratch;
+  Context<cpu> ctx(2);
+  // Off (the default): the float32 GEMM's bits.
+  Tensor<float, 2> exact({m, n}), by_default({m, n}), rounded({m, n});
+  packed_matmul(ctx, packed.view, x.cview(), exact.view(), scratch, CpuIsa::avx512);
+  packed_matmul(ctx, packed.view, x.cview(), by_default.view(), scratch, CpuIsa::avx512_amx);
+  REQUIRE(std::memcmp(exact.cview().data(), by_default.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+  // On: within what rounding x to 8 bits of mantissa costs (relative error up to 2^-9 per value).
+  ctx.set_bf16_activations(true);
+  packed_matmul(ctx, packed.view, x.cview(), rounded.view(), scratch, CpuIsa::avx512_amx);
+  test::require_close("bf16 activations vs float32 activations", rounded.cview().data(),
+                      exact.cview().data(), static_cast<std::size_t>(m * n), 1e-5);
+  REQUIRE(std::memcmp(exact.cview().data(), rounded.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) != 0);
+  const index_t grown = scratch.capacity();
+  for (const index_t nan_row : {0, 16, 39}) {
+    INFO("NaN in row " << nan_row);
+    auto poisoned = test::random_tensor<float, 2>({m, k}, 13);
+    poisoned.view().data()[nan_row * k + 100] = NAN;
+    packed_matmul(ctx, packed.view, poisoned.cview(), rounded.view(), scratch, CpuIsa::avx512_amx);
+    REQUIRE(scratch.capacity() == grown);
+    for (index_t i = 0; i < m; ++i)
+      for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(rounded.cview()(i, j)) == (i == nan_row));
+  }
+}
+
+TEST_CASE("round_to_bf16_avx512 rounds as float_to_bf16_bits, NaN payloads and ties included", "[gemm][amx]") {
+  if (!have_avx512()) return;
+  // Every pattern class: random bits (all exponents, NaN payloads in the low half), ties, the
+  // largest finite values (which round to infinity), denormals, zeros, infinities.
+  std::vector<std::uint32_t> patterns = {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u,
+                                         0x7f800001u, 0xff800001u, 0x7fc00000u, 0x7f80ffffu,
+                                         0x7f7fffffu, 0x3f808000u, 0x3f818000u, 0x00000001u,
+                                         0x00008000u, 0x00018000u, 0x807fffffu, 0x3f800000u};
+  std::uint32_t state = 12345;
+  while (patterns.size() < 16 * 65536) {
+    state = state * 1664525u + 1013904223u;
+    patterns.push_back(state);
+  }
+  for (std::size_t i = 0; i < patterns.size(); i += 16) {
+    float values[16];
+    std::memcpy(values, patterns.data() + i, sizeof values);
+    std::uint16_t rounded[16];
+    round_sixteen_to_bf16(values, rounded);
+    for (int lane = 0; lane < 16; ++lane) REQUIRE(rounded[lane] == detail::float_to_bf16_bits(values[lane]));
   }
 }

@@ -35,6 +35,14 @@ class Context<cpu> {
     Eigen::setNbThreads(num_threads);
   }
 
+  /// Whether a prefill-sized product with bf16 weights may round its activations to bfloat16 and
+  /// multiply on AMX-BF16 tiles, where the CPU has them (packed_matmul, gemm_amx.hpp). Off by
+  /// default: the bf16 path otherwise multiplies float32 activations exactly, and with this on a
+  /// prompt's outputs differ from the token-by-token decode's by the rounding of x to 8 bits of
+  /// mantissa. Context<cuda>::set_tf32 is the same kind of choice.
+  bool bf16_activations() const { return bf16_activations_; }
+  void set_bf16_activations(bool allowed) { bf16_activations_ = allowed; }
+
   static int default_num_threads() {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -45,6 +53,7 @@ class Context<cpu> {
 
  private:
   int num_threads_ = 1;
+  bool bf16_activations_ = false;
 };
 
 namespace detail {

@@ -3,7 +3,8 @@
 // assembly), and run each only on a CPU that has it. Shared by packed_matmul (the dot and GEMV
 // kernels), gemm and gemm_amx (the prefill GEMMs) and linear_kernel, which picks our GEMM over
 // Eigen's where AVX-512 is present.
-//   avx512_amx   the avx512_vnni family, whose Q8_0 prefill products run on AMX-INT8 tiles
+//   avx512_amx   the avx512_vnni family, whose Q8_0 prefill products run on AMX-INT8 tiles (and
+//                bf16 ones on AMX-BF16 tiles, where Context<cpu>::bf16_activations allows)
 //   avx512_vnni  the avx512 family, whose Q8_0 integer dot products use AVX512_VNNI's vpdpbusd
 //   avx512       AVX-512 F/BW/VL + FMA + F16C
 //   avx2         AVX2 + FMA + F16C
@@ -73,15 +74,17 @@ inline bool cpu_has_f16c() {
 #endif
 }
 
-/// CPUID leaf 7 EDX bits 24 (AMX-TILE) and 25 (AMX-INT8), and the operating system's leave to use
-/// the tile data registers: Linux (5.16 and later) grants them to a process that asks, once, with
-/// arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); elsewhere AMX is not used.
-inline bool cpu_has_amx_int8() {
+/// CPUID leaf 7 EDX bits 22 (AMX-BF16), 24 (AMX-TILE) and 25 (AMX-INT8), and the operating
+/// system's leave to use the tile data registers: Linux (5.16 and later) grants them to a process
+/// that asks, once, with arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA); elsewhere AMX is not
+/// used.
+inline bool cpu_has_amx() {
 #if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__)) && defined(__linux__)
   static const bool usable = [] {
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
-    if ((edx & (1u << 24)) == 0 || (edx & (1u << 25)) == 0) return false;
+    constexpr unsigned bf16_tile_int8 = (1u << 22) | (1u << 24) | (1u << 25);
+    if ((edx & bf16_tile_int8) != bf16_tile_int8) return false;
     constexpr long request_permission = 0x1023;  // ARCH_REQ_XCOMP_PERM
     constexpr long tile_data = 18;               // XFEATURE_XTILEDATA
     return syscall(SYS_arch_prctl, request_permission, tile_data) == 0;
@@ -109,7 +112,7 @@ inline bool cpu_supports(CpuIsa isa) {
     case CpuIsa::avx512_vnni:
       return cpu_supports(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
     case CpuIsa::avx512_amx:
-      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_amx_int8();
+      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_amx();
   }
   return false;
 #else

@@ -1,4 +1,5 @@
-// gemm_amx: the Q8_0 prefill projection on AMX-INT8 tiles (Intel Sapphire Rapids and later):
+// gemm_amx: prefill projections on AMX tiles (Intel Sapphire Rapids and later). gemm_q8_0_amx, the
+// Q8_0 one on AMX-INT8 tiles (below: gemm_bf16_amx, bf16 on AMX-BF16 tiles, when asked for):
 //   xq: [m, k/32] quantized activation blocks (quantize_activation_q8)
 //   W:  [n, k] q8_0 (PackedMatrixView)          y: [m, n] float32, rows ldy apart
 //   y[i][j] = Σ_b d_w[j][b] · d_x[i][b] · Σ_{p<32} q_w[j][b][p] · q_x[i][b][p]
@@ -29,6 +30,15 @@
 //     loads 1 KiB of operands per product, mostly from L2: see docs/performance.md for the two.)
 //   - Threads: the pairs of panels of W are split into one contiguous range per thread; an
 //     element's sum does not depend on the thread count or on m.
+// gemm_bf16_amx, the bf16 prefill projection on AMX-BF16 tiles, where Context<cpu>::
+// bf16_activations allows it:
+//   x: [m, k] float32, rounded to bfloat16 (to nearest even) as it is packed
+//   W: [n, k] bf16                          y: [m, n] float32     y[i][j] = Σ_p bf16(x[i][p]) · W[j][p]
+// Every product of two bfloat16 values is exact in float32, and tdpbf16ps sums them in float32
+// (denormal inputs and outputs flushed to zero); with no per-block scales, the sums stay in the
+// tiles over all of k, and the 32 × 32 micro-kernel is four tdpbf16ps per 32 depths on two tiles of
+// x and two of W. k need not be a multiple of 32: the packing pads with zeros.
+//
 // AMX state: the tile configuration is per thread; each thread loads it before its panels and
 // releases the tiles after them. Linux hands AMX to a process only on request (arch_prctl), which
 // cpu_supports(CpuIsa::avx512_amx) makes.
@@ -73,6 +83,14 @@ inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
   return 64 + 2 * x_pairs * panel_bytes + threads * gemm_amx_thread_bytes(panel_bytes);
 }
 
+/// Bytes of scratch gemm_bf16_amx needs for m tokens of k columns on `threads` threads: x packed
+/// in pairs of 16-token tiles, and per thread two packed panels of W and four float32 tiles.
+inline index_t gemm_bf16_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
+  const index_t panel_bytes = (k + 31) / 32 * 1024;
+  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
+  return 64 + 2 * x_pairs * panel_bytes + threads * (2 * panel_bytes + 4096);
+}
+
 #if LLAMABLOCKS_X86_KERNELS
 
 // The tile instructions, as inline assembly: the target attribute of a function cannot name AMX
@@ -103,6 +121,11 @@ inline void amx_tile_zero() {
 template <int C, int A, int B>
 inline void amx_dot_s8s8() {
   asm volatile("tdpbssd %%tmm%c2, %%tmm%c1, %%tmm%c0" : : "i"(C), "i"(A), "i"(B));
+}
+
+template <int C, int A, int B>
+inline void amx_dot_bf16() {
+  asm volatile("tdpbf16ps %%tmm%c2, %%tmm%c1, %%tmm%c0" : : "i"(C), "i"(A), "i"(B));
 }
 
 /// ldtilecfg's 64-byte operand (palette 1).
@@ -292,6 +315,146 @@ inline void gemm_q8_0_amx(const Context<cpu>& ctx, const ActivationBlockQ8* xq, 
         gemm_amx_micro_kernel(blocks, panel_bytes, x_packed + 2 * x_pair * panel_bytes, w_packed,
                               y + row0 * ldy + col0, ldy, std::min(2 * amx_tile_rows, m - row0),
                               std::min(2 * amx_tile_cols, n - col0), products, acc);
+      }
+    }
+    amx_release();
+  });
+}
+
+/// 16 floats rounded to bfloat16 bits, to nearest even (NaN stays a quiet NaN), as
+/// float_to_bf16_bits does one at a time. (The maskz forms with every lane selected: the plain
+/// shift and narrowing intrinsics start from "undefined" vectors, which GCC 12 reports as
+/// uninitialized where they are inlined.)
+LLAMABLOCKS_TARGET_AVX512 inline __m256i round_to_bf16_avx512(__m512 values) {
+  constexpr __mmask16 all = 0xffff;
+  const __m512i bits = _mm512_castps_si512(values);
+  const __m512i high = _mm512_maskz_srli_epi32(all, bits, 16);
+  const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+  const __m512i rounded =
+      _mm512_maskz_srli_epi32(all, _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(values, values, _CMP_UNORD_Q);
+  const __m512i quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x40));
+  return _mm512_maskz_cvtepi32_epi16(all, _mm512_mask_blend_epi32(nan, rounded, quiet));
+}
+
+/// Packs rows row0 .. row0 + rows - 1 (rows <= 16) of x (float32, ldx apart, k columns) into out:
+/// per 32 depths, the A tile (16 rows of 32 bfloat16); rows past `rows` and depths past k zero.
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_x(const float* x, index_t ldx, index_t rows,
+                                                           index_t k, std::uint8_t* out) {
+  for (index_t p = 0; p < k; p += 32) {
+    auto* tile = reinterpret_cast<std::uint16_t*>(out + p / 32 * 1024);
+    const index_t depth = std::min<index_t>(32, k - p);
+    const auto low = static_cast<__mmask16>(depth >= 16 ? 0xffff : (1u << depth) - 1);
+    const auto high = static_cast<__mmask16>(depth >= 32 ? 0xffff : depth > 16 ? (1u << (depth - 16)) - 1 : 0);
+    for (index_t i = 0; i < 16; ++i) {
+      const float* row = x + i * ldx + p;
+      const __m512 first = i < rows ? _mm512_maskz_loadu_ps(low, row) : _mm512_setzero_ps();
+      const __m512 second = i < rows ? _mm512_maskz_loadu_ps(high, row + 16) : _mm512_setzero_ps();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tile + 32 * i), round_to_bf16_avx512(first));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(tile + 32 * i + 16), round_to_bf16_avx512(second));
+    }
+  }
+}
+
+/// Packs rows row0 .. row0 + rows - 1 (rows <= 16) of the bf16 matrix W into out: per 32 depths,
+/// the B tile (row p holds depths 2p and 2p + 1 of the 16 weight rows, 4 bytes each): the 16 rows'
+/// 32 values are 16 32-bit lanes each, and their transpose is the tile. Rows past `rows` and
+/// depths past k are zero.
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_w(const PackedMatrixView& w, index_t row0,
+                                                           index_t rows, std::uint8_t* out) {
+  const index_t k = w.cols;
+  for (index_t p = 0; p < k; p += 32) {
+    const index_t depth = std::min<index_t>(32, k - p);
+    const auto mask = static_cast<__mmask32>(depth >= 32 ? 0xffffffffu : (1u << depth) - 1);
+    __m512 lanes[16];
+    for (index_t i = 0; i < 16; ++i)
+      lanes[i] = i < rows ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(mask, w.row(row0 + i) + 2 * p))
+                          : _mm512_setzero_ps();
+    transpose16_avx512(lanes);
+    for (index_t c = 0; c < 16; ++c) _mm512_store_ps(out + p / 32 * 1024 + 64 * c, lanes[c]);
+  }
+}
+
+/// The 32 × 32 block of y at `y` (its first `rows` rows and `cols` columns written) from two packed
+/// tiles of x (`x_pair`) and two packed panels of W (`w_pair`), each second one panel_bytes after
+/// the first, over `steps` steps of 32 depths; `sums` holds four 16 × 16 float tiles.
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_micro_kernel(index_t steps, index_t panel_bytes,
+                                                                 const std::uint8_t* x_pair,
+                                                                 const std::uint8_t* w_pair, float* y,
+                                                                 index_t ldy, index_t rows, index_t cols,
+                                                                 float* sums) {
+  amx_tile_zero<0>();
+  amx_tile_zero<1>();
+  amx_tile_zero<2>();
+  amx_tile_zero<3>();
+  for (index_t step = 0; step < steps; ++step) {
+    const std::uint8_t* x0 = x_pair + step * 1024;
+    const std::uint8_t* w0 = w_pair + step * 1024;
+    amx_tile_load<4, 1024>(x0, 64);
+    amx_tile_load<5, 1024>(x0 + panel_bytes, 64);
+    amx_tile_load<6, 1024>(w0, 64);
+    amx_tile_load<7, 1024>(w0 + panel_bytes, 64);
+    amx_dot_bf16<0, 4, 6>();
+    amx_dot_bf16<1, 4, 7>();
+    amx_dot_bf16<2, 5, 6>();
+    amx_dot_bf16<3, 5, 7>();
+  }
+  // Tile 2·i + j (x tile i, W panel j) to sums[16 · 32 · i + 16 · j]: a 32 × 32 block, rows 32 apart.
+  amx_tile_store<0, 2048 - 64>(sums, 128);
+  amx_tile_store<1, 2048 - 64>(sums + 16, 128);
+  amx_tile_store<2, 2048 - 64>(sums + 512, 128);
+  amx_tile_store<3, 2048 - 64>(sums + 528, 128);
+  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+  for (index_t r = 0; r < rows; ++r) {
+    _mm512_mask_storeu_ps(y + r * ldy, mask_low, _mm512_load_ps(sums + 32 * r));
+    _mm512_mask_storeu_ps(y + r * ldy + 16, mask_high, _mm512_load_ps(sums + 32 * r + 16));
+  }
+}
+
+/// y = bf16(x) · Wᵀ for bf16 W on the context's threads (see the top of this header).
+/// Pre-condition: the CPU runs CpuIsa::avx512_amx; m, n, k >= 1; w.type is bf16; y disjoint from
+/// the inputs; `scratch` holds gemm_bf16_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
+inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
+                          const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
+  const index_t k = w.cols, n = w.rows;
+  const index_t steps = (k + 31) / 32;
+  const index_t panel_bytes = steps * 1024;
+  const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
+  std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
+  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
+  std::uint8_t* per_thread = x_packed + 2 * x_pairs * panel_bytes;
+  parallel_for(ctx, 2 * x_pairs, [&](long long tile) {
+    const index_t row0 = tile * amx_tile_rows;
+    gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx,
+                         std::clamp<index_t>(m - row0, 0, amx_tile_rows), k,
+                         x_packed + tile * panel_bytes);
+  });
+
+  const index_t w_pairs = (n + 2 * amx_tile_cols - 1) / (2 * amx_tile_cols);
+  const index_t parts = std::min<index_t>(ctx.num_threads(), w_pairs);
+  parallel_for(ctx, parts, [&](long long part) {
+    std::uint8_t* w_packed = per_thread + part * (2 * panel_bytes + 4096);
+    auto* sums = reinterpret_cast<float*>(w_packed + 2 * panel_bytes);
+    AmxTileConfig config;
+    for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
+    amx_load_config(config);
+    const index_t first = w_pairs * part / parts, last = w_pairs * (part + 1) / parts;
+    for (index_t pair = first; pair < last; ++pair) {
+      const index_t col0 = pair * 2 * amx_tile_cols;
+      for (index_t j = 0; j < 2; ++j)
+        gemm_bf16_amx_pack_w(w, col0 + j * amx_tile_cols,
+                             std::clamp<index_t>(n - col0 - j * amx_tile_cols, 0, amx_tile_cols),
+                             w_packed + j * panel_bytes);
+      const index_t next_col0 = col0 + 2 * amx_tile_cols;
+      for (index_t x_pair = 0; x_pair < x_pairs; ++x_pair) {
+        const index_t row0 = x_pair * 2 * amx_tile_rows;
+        if (pair + 1 < last)
+          gemm_prefetch_w(w, next_col0, std::min(2 * amx_tile_cols, n - next_col0), 0, k, x_pair,
+                          x_pairs);
+        gemm_bf16_amx_micro_kernel(steps, panel_bytes, x_packed + 2 * x_pair * panel_bytes, w_packed,
+                                   y + row0 * ldy + col0, ldy, std::min(2 * amx_tile_rows, m - row0),
+                                   std::min(2 * amx_tile_cols, n - col0), sums);
       }
     }
     amx_release();

@@ -450,7 +450,8 @@ inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
 ///
 /// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
 /// Larger ones are arithmetic-bound: Q8_0 with avx512_amx runs gemm_q8_0_amx (int8 tile products
-/// of the quantized activations); otherwise the avx512 families run gemm_avx512, which packs W
+/// of the quantized activations), and bf16 with avx512_amx runs gemm_bf16_amx where
+/// ctx.bf16_activations() allows x to be rounded to bfloat16; otherwise the avx512 families run gemm_avx512, which packs W
 /// straight from its stored bytes; otherwise each thread widens a tile of packed_gemm_tile_rows
 /// rows to float32 and multiplies it with Eigen's GEMM. Either way a prefill runs at GEMM speed
 /// for every type.
@@ -483,13 +484,18 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   const index_t threads = ctx.num_threads();
   // Q8_0 on AMX tiles straight from the quantized blocks; else our float32 GEMM where the CPU has
   // AVX-512 (Q8_0 activations widened back to float32 first), else Eigen's on float32 tiles of W.
+  // bf16 on AMX-BF16 tiles only where the context allows rounding x to bfloat16.
   const bool amx_gemm = gemm && isa == CpuIsa::avx512_amx && blocks > 0 && LLAMABLOCKS_X86_KERNELS;
-  const bool own_gemm = gemm && !amx_gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
+  const bool amx_bf16_gemm = gemm && isa == CpuIsa::avx512_amx && weight.type == WeightType::bf16 &&
+                             ctx.bf16_activations() && LLAMABLOCKS_X86_KERNELS;
+  const bool own_gemm = gemm && !amx_gemm && !amx_bf16_gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
   const index_t widened_x_floats = gemm && !amx_gemm && blocks > 0 ? tokens * cols : 0;
-  const index_t tile_floats = gemm && !own_gemm && !amx_gemm ? packed_gemm_tile_rows * cols : 0;
-  const index_t gemm_bytes = own_gemm   ? detail::gemm_scratch_bytes(tokens, cols, threads)
-                             : amx_gemm ? detail::gemm_amx_scratch_bytes(tokens, cols, threads)
-                                        : 0;
+  const index_t tile_floats =
+      gemm && !own_gemm && !amx_gemm && !amx_bf16_gemm ? packed_gemm_tile_rows * cols : 0;
+  const index_t gemm_bytes = own_gemm        ? detail::gemm_scratch_bytes(tokens, cols, threads)
+                             : amx_gemm      ? detail::gemm_amx_scratch_bytes(tokens, cols, threads)
+                             : amx_bf16_gemm ? detail::gemm_bf16_amx_scratch_bytes(tokens, cols, threads)
+                                             : 0;
   // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
   // the scratch of gemm_avx512 or gemm_q8_0_amx.
   const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
@@ -514,6 +520,11 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
 #if LLAMABLOCKS_X86_KERNELS
     if (amx_gemm) {
       detail::gemm_q8_0_amx(ctx, quantized, tokens, weight, y.data(), weight.rows,
+                            reinterpret_cast<std::uint8_t*>(tiles));
+      return;
+    }
+    if (amx_bf16_gemm) {
+      detail::gemm_bf16_amx(ctx, x.data(), cols, tokens, weight, y.data(), weight.rows,
                             reinterpret_cast<std::uint8_t*>(tiles));
       return;
     }
