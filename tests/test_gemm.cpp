@@ -134,6 +134,30 @@ std::vector<float> block_of(const std::vector<float>& y, index_t m, index_t n, i
 
 constexpr float guard = -12345.0f;
 
+/// Runs product(ctx, y, ldy) on 1 and 2 threads into an [m, n] y whose rows have guard columns and
+/// which has a guard row below it, and checks it against `expected` (NMSE), the guards (untouched)
+/// and that both thread counts give the same bits.
+template <class Product>
+void check_amx_product(const char* label, index_t m, index_t n, const std::vector<double>& expected,
+                       Product&& product) {
+  const index_t ldy = n + 5;
+  std::vector<float> first;
+  for (const int threads : {1, 2}) {
+    INFO("threads " << threads);
+    const Context<cpu> ctx(threads);
+    std::vector<float> y(static_cast<std::size_t>((m + 1) * ldy), guard);
+    product(ctx, y.data(), ldy);
+    const auto written = block_of(y, m, n, ldy);
+    test::require_close(label, written.data(), expected.data(), expected.size(), test::tolerance<float>::nmse);
+    for (index_t i = 0; i <= m; ++i)
+      for (index_t j = i < m ? n : 0; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
+    if (first.empty())
+      first = written;
+    else
+      REQUIRE(std::memcmp(first.data(), written.data(), sizeof(float) * first.size()) == 0);
+  }
+}
+
 /// round_to_bf16_avx512 on 16 values (the tests are built for the baseline ISA, so the vector code
 /// needs a function compiled for AVX-512).
 LLAMABLOCKS_TARGET_AVX512 void round_sixteen_to_bf16(const float* values, std::uint16_t* out) {
@@ -275,26 +299,13 @@ TEST_CASE("gemm_q8_0_amx: every remainder of the blocking against a double refer
         std::vector<detail::ActivationBlockQ8> xq(static_cast<std::size_t>(m * (k / 32)));
         for (index_t t = 0; t < m; ++t)
           detail::quantize_activation_q8(x.cview().data() + t * k, k, xq.data() + t * (k / 32));
-        // y with guard columns and a guard row below the m rows written.
-        const index_t ldy = n + 5;
-        std::vector<float> first;
-        for (const int threads : {1, 2}) {
-          INFO("m " << m << " n " << n << " k " << k << " threads " << threads);
-          const Context<cpu> ctx(threads);
-          std::vector<float> y(static_cast<std::size_t>((m + 1) * ldy), guard);
-          const auto bytes = scratch.get<1>({detail::gemm_amx_scratch_bytes(m, k, threads)});
-          detail::gemm_q8_0_amx(ctx, xq.data(), m, packed.view, y.data(), ldy, bytes.data());
-          const auto written = block_of(y, m, n, ldy);
-          test::require_close("gemm_q8_0_amx vs double reference", written.data(), expected.data(),
-                              expected.size(), test::tolerance<float>::nmse);
-          for (index_t i = 0; i <= m; ++i)
-            for (index_t j = i < m ? n : 0; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
-          // An element's sum does not depend on the thread count.
-          if (first.empty())
-            first = written;
-          else
-            REQUIRE(std::memcmp(first.data(), written.data(), sizeof(float) * first.size()) == 0);
-        }
+        INFO("m " << m << " n " << n << " k " << k);
+        check_amx_product("gemm_q8_0_amx vs double reference", m, n, expected,
+                          [&](const Context<cpu>& ctx, float* y, index_t ldy) {
+                            const auto bytes =
+                                scratch.get<1>({detail::gemm_amx_scratch_bytes(m, k, ctx.num_threads())});
+                            detail::gemm_q8_0_amx(ctx, xq.data(), m, packed.view, y, ldy, bytes.data());
+                          });
       }
     }
 }
@@ -349,24 +360,13 @@ TEST_CASE("gemm_bf16_amx: bf16 activations times bf16 weights against a double r
         for (std::size_t i = 0; i < x_double.size(); ++i)
           x_double[i] = detail::bf16_bits_to_float(detail::float_to_bf16_bits(x.cview().data()[i]));
         const auto expected = product(x_double, w_double, m, n, k);
-        const index_t ldy = n + 5;
-        std::vector<float> first;
-        for (const int threads : {1, 2}) {
-          INFO("m " << m << " n " << n << " k " << k << " threads " << threads);
-          const Context<cpu> ctx(threads);
-          std::vector<float> y(static_cast<std::size_t>((m + 1) * ldy), guard);
-          const auto bytes = scratch.get<1>({detail::gemm_bf16_amx_scratch_bytes(m, k, threads)});
-          detail::gemm_bf16_amx(ctx, x.cview().data(), k, m, packed.view, y.data(), ldy, bytes.data());
-          const auto written = block_of(y, m, n, ldy);
-          test::require_close("gemm_bf16_amx vs double reference", written.data(), expected.data(),
-                              expected.size(), test::tolerance<float>::nmse);
-          for (index_t i = 0; i <= m; ++i)
-            for (index_t j = i < m ? n : 0; j < ldy; ++j) REQUIRE(y[static_cast<std::size_t>(i * ldy + j)] == guard);
-          if (first.empty())
-            first = written;
-          else
-            REQUIRE(std::memcmp(first.data(), written.data(), sizeof(float) * first.size()) == 0);
-        }
+        INFO("m " << m << " n " << n << " k " << k);
+        check_amx_product("gemm_bf16_amx vs double reference", m, n, expected,
+                          [&](const Context<cpu>& ctx, float* y, index_t ldy) {
+                            const auto bytes =
+                                scratch.get<1>({detail::gemm_bf16_amx_scratch_bytes(m, k, ctx.num_threads())});
+                            detail::gemm_bf16_amx(ctx, x.cview().data(), k, m, packed.view, y, ldy, bytes.data());
+                          });
       }
     }
 }

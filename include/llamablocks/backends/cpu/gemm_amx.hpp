@@ -209,6 +209,67 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_pack_w(const PackedMatrixView& w,
   }
 }
 
+/// Copies the first `rows` rows and `cols` columns of a 32 × 32 float block (rows 32 apart,
+/// 64-byte aligned) to y, rows ldy apart.
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_store_block(const float* block, float* y, index_t ldy,
+                                                           index_t rows, index_t cols) {
+  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
+  const auto mask_high =
+      static_cast<__mmask16>(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
+  for (index_t r = 0; r < rows; ++r) {
+    _mm512_mask_storeu_ps(y + r * ldy, mask_low, _mm512_load_ps(block + 32 * r));
+    _mm512_mask_storeu_ps(y + r * ldy + 16, mask_high, _mm512_load_ps(block + 32 * r + 16));
+  }
+}
+
+/// The work of both AMX GEMMs around their micro-kernels: x packed in pairs of 16-token tiles
+/// (pack_x(tile, row0, rows, out), rows 0 for the padding tile of an odd count), shared by the
+/// threads; the pairs of 16-row panels of W split into one contiguous range per thread, each pair
+/// packed (pack_w(row0, rows, out)) once and multiplied with every pair of x tiles
+/// (kernel(x_pair, w_pair, y block, rows, cols, thread scratch)), the next pair's rows of W
+/// prefetched into L2 meanwhile, a part per pair of x tiles. `configure` loads the tile
+/// configuration on each thread, whose tiles are released at its end. Scratch: 64 bytes of
+/// alignment, the packed x, then `thread_bytes` per thread, the two packed panels of W first.
+template <class Configure, class PackX, class PackW, class Kernel>
+void gemm_amx_run(const Context<cpu>& ctx, index_t m, const PackedMatrixView& w, float* y, index_t ldy,
+                  index_t panel_bytes, index_t thread_bytes, std::uint8_t* scratch,
+                  Configure&& configure, PackX&& pack_x, PackW&& pack_w, Kernel&& kernel) {
+  const index_t n = w.rows;
+  const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
+  std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
+  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
+  std::uint8_t* per_thread = x_packed + 2 * x_pairs * panel_bytes;
+  parallel_for(ctx, 2 * x_pairs, [&](long long tile) {
+    const index_t row0 = tile * amx_tile_rows;
+    pack_x(row0, std::clamp<index_t>(m - row0, 0, amx_tile_rows), x_packed + tile * panel_bytes);
+  });
+
+  const index_t w_pairs = (n + 2 * amx_tile_cols - 1) / (2 * amx_tile_cols);
+  const index_t parts = std::min<index_t>(ctx.num_threads(), w_pairs);
+  parallel_for(ctx, parts, [&](long long part) {
+    std::uint8_t* w_packed = per_thread + part * thread_bytes;
+    configure();
+    const index_t first = w_pairs * part / parts, last = w_pairs * (part + 1) / parts;
+    for (index_t pair = first; pair < last; ++pair) {
+      const index_t col0 = pair * 2 * amx_tile_cols;
+      for (index_t j = 0; j < 2; ++j)
+        pack_w(col0 + j * amx_tile_cols, std::clamp<index_t>(n - col0 - j * amx_tile_cols, 0, amx_tile_cols),
+               w_packed + j * panel_bytes);
+      const index_t next_col0 = col0 + 2 * amx_tile_cols;
+      for (index_t x_pair = 0; x_pair < x_pairs; ++x_pair) {
+        const index_t row0 = x_pair * 2 * amx_tile_rows;
+        if (pair + 1 < last)
+          gemm_prefetch_w(w, next_col0, std::min(2 * amx_tile_cols, n - next_col0), 0, w.cols, x_pair,
+                          x_pairs);
+        kernel(x_packed + 2 * x_pair * panel_bytes, w_packed, y + row0 * ldy + col0,
+               std::min(2 * amx_tile_rows, m - row0), std::min(2 * amx_tile_cols, n - col0),
+               w_packed + 2 * panel_bytes);
+      }
+    }
+    amx_release();
+  });
+}
+
 /// The 32 × 32 block of y at `y` (its first `rows` rows and `cols` columns written) from two packed
 /// tiles of x (`x_pair`, the second panel_bytes after the first) and two packed panels of W
 /// (`w_pair`, likewise), over `blocks` blocks. `products` holds two sets of four 16 × 16 int32
@@ -263,12 +324,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_micro_kernel(index_t blocks, inde
       }
     }
   }
-  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
-  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
-  for (index_t r = 0; r < rows; ++r) {
-    _mm512_mask_storeu_ps(y + r * ldy, mask_low, _mm512_load_ps(acc + 32 * r));
-    _mm512_mask_storeu_ps(y + r * ldy + 16, mask_high, _mm512_load_ps(acc + 32 * r + 16));
-  }
+  gemm_amx_store_block(acc, y, ldy, rows, cols);
 }
 
 /// y = x · Wᵀ for Q8_0 W and the quantized activations `xq` ([m, k/32] blocks), on the context's
@@ -277,48 +333,19 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_micro_kernel(index_t blocks, inde
 /// gemm_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
 inline void gemm_q8_0_amx(const Context<cpu>& ctx, const ActivationBlockQ8* xq, index_t m,
                           const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
-  const index_t blocks = w.cols / 32, n = w.rows;
+  const index_t blocks = w.cols / 32;
   const index_t panel_bytes = blocks * (amx_block_bytes + amx_scale_bytes);
-  const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
-  std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
-  // Tiles of x in pairs (the last pair may end in zero tokens).
-  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
-  std::uint8_t* per_thread = x_packed + 2 * x_pairs * panel_bytes;
-  parallel_for(ctx, 2 * x_pairs, [&](long long tile) {
-    const index_t row0 = tile * amx_tile_rows;
-    gemm_amx_pack_x(xq, blocks, row0, std::clamp<index_t>(m - row0, 0, amx_tile_rows),
-                    x_packed + tile * panel_bytes);
-  });
-
-  // Panels of W in pairs: 32 columns of y.
-  const index_t w_pairs = (n + 2 * amx_tile_cols - 1) / (2 * amx_tile_cols);
-  const index_t parts = std::min<index_t>(ctx.num_threads(), w_pairs);
-  parallel_for(ctx, parts, [&](long long part) {
-    std::uint8_t* w_packed = per_thread + part * gemm_amx_thread_bytes(panel_bytes);
-    auto* products = reinterpret_cast<std::int32_t*>(w_packed + 2 * panel_bytes);
-    auto* acc = reinterpret_cast<float*>(products + 2 * 1024);
-    amx_configure_q8_0();
-    const index_t first = w_pairs * part / parts, last = w_pairs * (part + 1) / parts;
-    for (index_t pair = first; pair < last; ++pair) {
-      const index_t col0 = pair * 2 * amx_tile_cols;
-      for (index_t j = 0; j < 2; ++j)
-        gemm_amx_pack_w(w, col0 + j * amx_tile_cols,
-                        std::clamp<index_t>(n - col0 - j * amx_tile_cols, 0, amx_tile_cols),
-                        w_packed + j * panel_bytes);
-      const index_t next_col0 = col0 + 2 * amx_tile_cols;
-      for (index_t x_pair = 0; x_pair < x_pairs; ++x_pair) {
-        const index_t row0 = x_pair * 2 * amx_tile_rows;
-        // The next pair's rows of W, a part per pair of x tiles, so that packing finds them in L2.
-        if (pair + 1 < last)
-          gemm_prefetch_w(w, next_col0, std::min(2 * amx_tile_cols, n - next_col0), 0, w.cols, x_pair,
-                          x_pairs);
-        gemm_amx_micro_kernel(blocks, panel_bytes, x_packed + 2 * x_pair * panel_bytes, w_packed,
-                              y + row0 * ldy + col0, ldy, std::min(2 * amx_tile_rows, m - row0),
-                              std::min(2 * amx_tile_cols, n - col0), products, acc);
-      }
-    }
-    amx_release();
-  });
+  gemm_amx_run(
+      ctx, m, w, y, ldy, panel_bytes, gemm_amx_thread_bytes(panel_bytes), scratch, amx_configure_q8_0,
+      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_amx_pack_x(xq, blocks, row0, rows, out); },
+      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_amx_pack_w(w, row0, rows, out); },
+      [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
+          index_t cols, std::uint8_t* thread_scratch) {
+        // After the two panels: two sets of four int32 tiles, then the 32 × 32 float sums.
+        auto* products = reinterpret_cast<std::int32_t*>(thread_scratch);
+        gemm_amx_micro_kernel(blocks, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols, products,
+                              reinterpret_cast<float*>(products + 2 * 1024));
+      });
 }
 
 /// 16 floats rounded to bfloat16 bits, to nearest even (NaN stays a quiet NaN), as
@@ -330,8 +357,8 @@ LLAMABLOCKS_TARGET_AVX512 inline __m256i round_to_bf16_avx512(__m512 values) {
   const __m512i bits = _mm512_castps_si512(values);
   const __m512i high = _mm512_maskz_srli_epi32(all, bits, 16);
   const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
-  const __m512i rounded =
-      _mm512_maskz_srli_epi32(all, _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  const __m512i bias = _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff));
+  const __m512i rounded = _mm512_maskz_srli_epi32(all, _mm512_add_epi32(bits, bias), 16);
   const __mmask16 nan = _mm512_cmp_ps_mask(values, values, _CMP_UNORD_Q);
   const __m512i quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x40));
   return _mm512_maskz_cvtepi32_epi16(all, _mm512_mask_blend_epi32(nan, rounded, quiet));
@@ -345,7 +372,8 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_x(const float* x, index
     auto* tile = reinterpret_cast<std::uint16_t*>(out + p / 32 * 1024);
     const index_t depth = std::min<index_t>(32, k - p);
     const auto low = static_cast<__mmask16>(depth >= 16 ? 0xffff : (1u << depth) - 1);
-    const auto high = static_cast<__mmask16>(depth >= 32 ? 0xffff : depth > 16 ? (1u << (depth - 16)) - 1 : 0);
+    const auto high =
+        static_cast<__mmask16>(depth >= 32 ? 0xffff : depth > 16 ? (1u << (depth - 16)) - 1 : 0);
     for (index_t i = 0; i < 16; ++i) {
       const float* row = x + i * ldx + p;
       const __m512 first = i < rows ? _mm512_maskz_loadu_ps(low, row) : _mm512_setzero_ps();
@@ -404,12 +432,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_micro_kernel(index_t steps, 
   amx_tile_store<1, 2048 - 64>(sums + 16, 128);
   amx_tile_store<2, 2048 - 64>(sums + 512, 128);
   amx_tile_store<3, 2048 - 64>(sums + 528, 128);
-  const auto mask_low = static_cast<__mmask16>(cols >= 16 ? 0xffff : (1u << cols) - 1);
-  const auto mask_high = static_cast<__mmask16>(cols >= 32 ? 0xffff : cols > 16 ? (1u << (cols - 16)) - 1 : 0);
-  for (index_t r = 0; r < rows; ++r) {
-    _mm512_mask_storeu_ps(y + r * ldy, mask_low, _mm512_load_ps(sums + 32 * r));
-    _mm512_mask_storeu_ps(y + r * ldy + 16, mask_high, _mm512_load_ps(sums + 32 * r + 16));
-  }
+  gemm_amx_store_block(sums, y, ldy, rows, cols);
 }
 
 /// y = bf16(x) · Wᵀ for bf16 W on the context's threads (see the top of this header).
@@ -417,48 +440,25 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_micro_kernel(index_t steps, 
 /// the inputs; `scratch` holds gemm_bf16_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
 inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
                           const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
-  const index_t k = w.cols, n = w.rows;
+  const index_t k = w.cols;
   const index_t steps = (k + 31) / 32;
   const index_t panel_bytes = steps * 1024;
-  const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
-  std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
-  const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
-  std::uint8_t* per_thread = x_packed + 2 * x_pairs * panel_bytes;
-  parallel_for(ctx, 2 * x_pairs, [&](long long tile) {
-    const index_t row0 = tile * amx_tile_rows;
-    gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx,
-                         std::clamp<index_t>(m - row0, 0, amx_tile_rows), k,
-                         x_packed + tile * panel_bytes);
-  });
-
-  const index_t w_pairs = (n + 2 * amx_tile_cols - 1) / (2 * amx_tile_cols);
-  const index_t parts = std::min<index_t>(ctx.num_threads(), w_pairs);
-  parallel_for(ctx, parts, [&](long long part) {
-    std::uint8_t* w_packed = per_thread + part * (2 * panel_bytes + 4096);
-    auto* sums = reinterpret_cast<float*>(w_packed + 2 * panel_bytes);
+  const auto configure = [] {
     AmxTileConfig config;
     for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
     amx_load_config(config);
-    const index_t first = w_pairs * part / parts, last = w_pairs * (part + 1) / parts;
-    for (index_t pair = first; pair < last; ++pair) {
-      const index_t col0 = pair * 2 * amx_tile_cols;
-      for (index_t j = 0; j < 2; ++j)
-        gemm_bf16_amx_pack_w(w, col0 + j * amx_tile_cols,
-                             std::clamp<index_t>(n - col0 - j * amx_tile_cols, 0, amx_tile_cols),
-                             w_packed + j * panel_bytes);
-      const index_t next_col0 = col0 + 2 * amx_tile_cols;
-      for (index_t x_pair = 0; x_pair < x_pairs; ++x_pair) {
-        const index_t row0 = x_pair * 2 * amx_tile_rows;
-        if (pair + 1 < last)
-          gemm_prefetch_w(w, next_col0, std::min(2 * amx_tile_cols, n - next_col0), 0, k, x_pair,
-                          x_pairs);
-        gemm_bf16_amx_micro_kernel(steps, panel_bytes, x_packed + 2 * x_pair * panel_bytes, w_packed,
-                                   y + row0 * ldy + col0, ldy, std::min(2 * amx_tile_rows, m - row0),
-                                   std::min(2 * amx_tile_cols, n - col0), sums);
-      }
-    }
-    amx_release();
-  });
+  };
+  gemm_amx_run(
+      ctx, m, w, y, ldy, panel_bytes, 2 * panel_bytes + 4096, scratch, configure,
+      [&](index_t row0, index_t rows, std::uint8_t* out) {
+        gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
+      },
+      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_bf16_amx_pack_w(w, row0, rows, out); },
+      [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
+          index_t cols, std::uint8_t* thread_scratch) {
+        gemm_bf16_amx_micro_kernel(steps, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols,
+                                   reinterpret_cast<float*>(thread_scratch));
+      });
 }
 
 #endif  // LLAMABLOCKS_X86_KERNELS

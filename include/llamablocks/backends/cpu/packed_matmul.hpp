@@ -451,10 +451,10 @@ inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
 /// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
 /// Larger ones are arithmetic-bound: Q8_0 with avx512_amx runs gemm_q8_0_amx (int8 tile products
 /// of the quantized activations), and bf16 with avx512_amx runs gemm_bf16_amx where
-/// ctx.bf16_activations() allows x to be rounded to bfloat16; otherwise the avx512 families run gemm_avx512, which packs W
-/// straight from its stored bytes; otherwise each thread widens a tile of packed_gemm_tile_rows
-/// rows to float32 and multiplies it with Eigen's GEMM. Either way a prefill runs at GEMM speed
-/// for every type.
+/// ctx.bf16_activations() allows x to be rounded to bfloat16; otherwise the avx512 families run
+/// gemm_avx512, which packs W straight from its stored bytes; otherwise each thread widens a tile
+/// of packed_gemm_tile_rows rows to float32 and multiplies it with Eigen's GEMM. Either way a
+/// prefill runs at GEMM speed for every type.
 /// For Q8_0 every GEMM path multiplies the same quantized activations as the decode kernels (AMX
 /// as int8, the others widened back to float32), so a prompt gives the same numbers, to float32
 /// rounding, whether it is run in one batch or token by token.
@@ -497,7 +497,7 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
                              : amx_bf16_gemm ? detail::gemm_bf16_amx_scratch_bytes(tokens, cols, threads)
                                              : 0;
   // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
-  // the scratch of gemm_avx512 or gemm_q8_0_amx.
+  // the scratch of gemm_avx512, gemm_q8_0_amx or gemm_bf16_amx.
   const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
   const auto bytes = scratch.get<1>(
       {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats) +
