@@ -83,12 +83,16 @@ inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
   return 64 + 2 * x_pairs * panel_bytes + threads * gemm_amx_thread_bytes(panel_bytes);
 }
 
+/// Bytes of one thread's part of gemm_bf16_amx's scratch: two packed panels of W of `panel_bytes`
+/// each (1 KiB per 32 depths), and four 16 × 16 float32 tiles.
+inline index_t gemm_bf16_amx_thread_bytes(index_t panel_bytes) { return 2 * panel_bytes + 4096; }
+
 /// Bytes of scratch gemm_bf16_amx needs for m tokens of k columns on `threads` threads: x packed
-/// in pairs of 16-token tiles, and per thread two packed panels of W and four float32 tiles.
+/// in pairs of 16-token tiles, and each thread's part.
 inline index_t gemm_bf16_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
   const index_t panel_bytes = (k + 31) / 32 * 1024;
   const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
-  return 64 + 2 * x_pairs * panel_bytes + threads * (2 * panel_bytes + 4096);
+  return 64 + 2 * x_pairs * panel_bytes + threads * gemm_bf16_amx_thread_bytes(panel_bytes);
 }
 
 #if LLAMABLOCKS_X86_KERNELS
@@ -223,7 +227,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_store_block(const float* block, f
 }
 
 /// The work of both AMX GEMMs around their micro-kernels: x packed in pairs of 16-token tiles
-/// (pack_x(tile, row0, rows, out), rows 0 for the padding tile of an odd count), shared by the
+/// (pack_x(row0, rows, out), rows 0 for the padding tile of an odd count), shared by the
 /// threads; the pairs of 16-row panels of W split into one contiguous range per thread, each pair
 /// packed (pack_w(row0, rows, out)) once and multiplied with every pair of x tiles
 /// (kernel(x_pair, w_pair, y block, rows, cols, thread scratch)), the next pair's rows of W
@@ -449,7 +453,7 @@ inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, 
     amx_load_config(config);
   };
   gemm_amx_run(
-      ctx, m, w, y, ldy, panel_bytes, 2 * panel_bytes + 4096, scratch, configure,
+      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_amx_thread_bytes(panel_bytes), scratch, configure,
       [&](index_t row0, index_t rows, std::uint8_t* out) {
         gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
       },
