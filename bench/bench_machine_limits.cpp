@@ -408,9 +408,7 @@ std::map<int, double> measured_peak_amx_ops;
 #if LLAMABLOCKS_X86_KERNELS
 /// `iterations` rounds of four independent tdpbssd on full tiles, on the calling thread.
 void amx_int8_run(long long iterations) {
-  detail::AmxTileConfig config;
-  for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
-  detail::amx_load_config(config);
+  detail::amx_configure_full_tiles();
   alignas(64) static const std::int8_t operand[16 * 64] = {};
   detail::amx_tile_load<4, sizeof operand>(operand, 64);
   detail::amx_tile_load<5, sizeof operand>(operand, 64);

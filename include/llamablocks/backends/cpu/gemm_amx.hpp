@@ -156,6 +156,13 @@ inline void amx_configure_q8_0() {
   amx_load_config(config);
 }
 
+/// Every tile 16 rows of 64 bytes (gemm_bf16_amx's operands and sums, and full-tile loops).
+inline void amx_configure_full_tiles() {
+  AmxTileConfig config;
+  for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
+  amx_load_config(config);
+}
+
 inline void amx_release() { asm volatile("tilerelease" ::: "memory"); }
 
 /// Packs tokens row0 .. row0 + rows - 1 (rows <= 16) of the quantized x into out: per block, the
@@ -447,13 +454,9 @@ inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, 
   const index_t k = w.cols;
   const index_t steps = (k + 31) / 32;
   const index_t panel_bytes = steps * 1024;
-  const auto configure = [] {
-    AmxTileConfig config;
-    for (int tile = 0; tile < 8; ++tile) config.bytes_per_row[tile] = 64, config.rows[tile] = 16;
-    amx_load_config(config);
-  };
   gemm_amx_run(
-      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_amx_thread_bytes(panel_bytes), scratch, configure,
+      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_amx_thread_bytes(panel_bytes), scratch,
+      amx_configure_full_tiles,
       [&](index_t row0, index_t rows, std::uint8_t* out) {
         gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
       },
