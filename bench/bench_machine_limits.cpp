@@ -17,6 +17,11 @@
 //   BM_GEMMQ8_0AMX    where the CPU has AMX: the same products with Q8_0 weights through
 //                     packed_matmul's avx512_amx family (gemm_amx.hpp, the activations quantized
 //                     as in a prefill); fraction_of_peak_amx_int8.
+//   BM_PeakBF16Dot    where the CPU has AVX512_BF16: FLOP / s of independent vdpbf16ps chains on
+//                     registers (32 multiply-adds, 64 FLOP, per instruction); its roof.
+//   BM_GEMMBF16Dot    where the CPU has AVX512_BF16: the products with bf16 weights through
+//                     packed_matmul's avx512_bf16 family with bf16 activations allowed
+//                     (gemm_bf16.hpp, vdpbf16ps); fraction_of_peak_bf16_dot.
 //
 // The vector kernels are chosen at run time: AVX-512 where the CPU has it, else AVX2 + FMA, else
 // plain C++ compiled for the build's baseline; the label of each result names the one used. They
@@ -402,6 +407,57 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
 }
 
+/// Peak vdpbf16ps FLOP/s by thread count, once BM_PeakBF16Dot has run in this process (0 before).
+std::map<int, double> measured_peak_bf16_dot_flops;
+
+#if LLAMABLOCKS_X86_KERNELS
+/// `iterations` rounds of acc += a · b (bf16 pairs) over fma_chains independent vdpbf16ps chains.
+/// a · b is small (0.999 · 0.001 per product), so every sum stays finite and normal.
+LLAMABLOCKS_TARGET_AVX512_BF16 float bf16_dot_run(long long iterations, float a, float b) {
+  const auto va = (__m512bh)_mm512_set1_epi32(static_cast<int>(detail::float_to_bf16_bits(a)) * 0x10001);
+  const auto vb = (__m512bh)_mm512_set1_epi32(static_cast<int>(detail::float_to_bf16_bits(b)) * 0x10001);
+  __m512 acc[fma_chains];
+  for (int j = 0; j < fma_chains; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+  for (long long i = 0; i < iterations; ++i)
+    for (__m512& x : acc) x = _mm512_dpbf16_ps(x, va, vb);
+  for (int j = 1; j < fma_chains; ++j) acc[0] = _mm512_add_ps(acc[0], acc[j]);
+  return sum_lanes(acc[0]);
+}
+#endif
+
+void BM_PeakBF16Dot(benchmark::State& state, int threads) {
+#if LLAMABLOCKS_X86_KERNELS
+  constexpr long long iterations = 2'000'000;
+  volatile float factor = 0.999f;  // read through volatiles, as BM_PeakFMA's
+  volatile float offset = 1e-3f;
+  const float a = factor;
+  const float b = offset;
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    float total = 0;
+    on_threads(threads, [&](int) {
+      const float sum = bf16_dot_run(iterations, a, b);
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+      total += sum;
+    });
+    benchmark::DoNotOptimize(total);
+  }
+  // One vdpbf16ps on zmm: 16 lanes × 2 products, a multiply-add counted as 2 FLOP.
+  const double flop = 64.0 * fma_chains * static_cast<double>(iterations) * static_cast<double>(threads) *
+                      static_cast<double>(state.iterations());
+  state.counters["flops"] = benchmark::Counter(flop, benchmark::Counter::kIsRate);
+  if (state.iterations() > 0) measured_peak_bf16_dot_flops[threads] = flop / seconds_since(start);
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
+#else
+  state.SkipWithError("not an x86 build");
+  (void)threads;
+#endif
+}
+
 /// Peak AMX-INT8 ops/s by thread count, once BM_PeakAMXInt8 has run in this process (0 before).
 std::map<int, double> measured_peak_amx_ops;
 
@@ -539,6 +595,24 @@ void BM_GEMMQ8_0AMX(benchmark::State& state, index_t m, index_t k, index_t n, in
   state.SetLabel("avx512_amx");
 }
 
+/// The same product with bf16 weights through packed_matmul's avx512_bf16 family, bf16 activations
+/// allowed (x rounded to bfloat16, then gemm_bf16_avx512's vdpbf16ps).
+void BM_GEMMBF16Dot(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
+  Context<cpu> ctx(threads);
+  ctx.set_bf16_activations(true);
+  Random random;
+  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
+  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
+  const PackedMatrix packed = pack_matrix(weight.cview(), WeightType::bf16);
+  Tensor<float, 2> out({m, n});  // [m, n]
+  Workspace<std::uint8_t, cpu> scratch;
+  const auto product = [&] {
+    packed_matmul(ctx, packed.view, x.cview(), out.view(), scratch, CpuIsa::avx512_bf16);
+  };
+  run_gemm(state, product, m, k, n, threads, measured_peak_bf16_dot_flops, "fraction_of_peak_bf16_dot");
+  state.SetLabel("avx512_bf16");
+}
+
 /// Thread counts measured: one, and two or LLAMABLOCKS_THREADS (default: every hardware thread)
 /// if that is more.
 std::array<int, 2> thread_counts() { return {1, std::max(2, cpu_threads())}; }
@@ -558,6 +632,11 @@ void register_benchmarks() {
     register_benchmark(std::string("BM_PeakFMA<") + isa_name(selected_isa()) + '>' +
                            arg("threads", threads),
                        &BM_PeakFMA, threads);
+  const bool bf16_dot = cpu_supports(CpuIsa::avx512_bf16);
+  if (bf16_dot)
+    for (const int threads : thread_counts())
+      register_benchmark(std::string("BM_PeakBF16Dot") + arg("threads", threads), &BM_PeakBF16Dot,
+                         threads);
   const bool amx = cpu_supports(CpuIsa::avx512_amx);
   if (amx)
     for (const int threads : thread_counts())
@@ -576,6 +655,9 @@ void register_benchmarks() {
         for (const WeightType type : {WeightType::f32, WeightType::bf16})
           register_benchmark(std::string("BM_GEMM<cpu,") + to_string(type) + ">/" + shape, &BM_GEMM,
                              tokens, tinyllama.dim, n, threads, type);
+        if (bf16_dot)
+          register_benchmark("BM_GEMMBF16Dot/" + shape, &BM_GEMMBF16Dot, tokens, tinyllama.dim, n,
+                             threads);
         if (amx)
           register_benchmark("BM_GEMMQ8_0AMX/" + shape, &BM_GEMMQ8_0AMX, tokens, tinyllama.dim, n,
                              threads);

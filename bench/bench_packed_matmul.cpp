@@ -4,7 +4,7 @@
 // weight bytes read per second, to compare with the machine's read bandwidth; prefill
 // (128 tokens) is arithmetic, reported in flops.
 // Names: BM_PackedMatmul<cpu,TYPE,FAMILY>/SHAPE/tokens:N; FAMILY is the kernel family
-// (avx512_amx, avx512_vnni, avx512, avx2, scalar); families the CPU lacks are not registered.
+// (avx512_amx, avx512_bf16, avx512_vnni, avx512, avx2, scalar); families the CPU lacks are not registered.
 #include "bench_support.hpp"
 
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
@@ -66,18 +66,22 @@ void register_benchmarks() {
   for (const ModelShape& shape : model_shapes)
     for (const index_t tokens : {index_t{1}, index_t{128}})
       for (WeightType type : {WeightType::f32, WeightType::bf16, WeightType::f16, WeightType::q8_0})
-        for (CpuIsa isa : {CpuIsa::avx512_amx, CpuIsa::avx512_vnni, CpuIsa::avx512, CpuIsa::avx2,
-                           CpuIsa::scalar}) {
+        for (CpuIsa isa : {CpuIsa::avx512_amx, CpuIsa::avx512_bf16, CpuIsa::avx512_vnni, CpuIsa::avx512,
+                           CpuIsa::avx2, CpuIsa::scalar}) {
           if (!cpu_supports(isa)) continue;
           // The scalar family is the portable fallback: shown for decode only. avx512_vnni differs
-          // from avx512 only in Q8_0's dot kernels (decode), avx512_amx from avx512_vnni only in
-          // the Q8_0 prefill and, with bf16 activations allowed, the bf16 prefill.
+          // from avx512 only in Q8_0's dot kernels (decode), avx512_bf16 from avx512_vnni only in
+          // the bf16 prefill with bf16 activations allowed (vdpbf16ps), avx512_amx from
+          // avx512_bf16 in the Q8_0 prefill and that bf16 prefill (on AMX tiles).
           if (isa == CpuIsa::scalar && tokens > 1) continue;
           if (isa == CpuIsa::avx512_vnni && (tokens > 1 || type != WeightType::q8_0)) continue;
           if (isa == CpuIsa::avx512_amx && (tokens == 1 || (type != WeightType::q8_0 && type != WeightType::bf16)))
             continue;
-          // bf16 runs on AMX tiles only with the activations rounded to bfloat16 (asked for).
-          const bool bf16_activations = isa == CpuIsa::avx512_amx && type == WeightType::bf16;
+          if (isa == CpuIsa::avx512_bf16 && (tokens == 1 || type != WeightType::bf16)) continue;
+          // bf16 products (AMX tiles, vdpbf16ps) run only with the activations rounded to bfloat16
+          // (asked for).
+          const bool bf16_activations =
+              (isa == CpuIsa::avx512_amx || isa == CpuIsa::avx512_bf16) && type == WeightType::bf16;
           register_benchmark(std::string("BM_PackedMatmul<cpu,") + to_string(type) + ',' +
                                  to_string(isa) + (bf16_activations ? ",bf16_activations" : "") + ">/" +
                                  shape.name + arg("tokens", tokens),

@@ -1,5 +1,6 @@
-// gemm_avx512 (backends/cpu/gemm.hpp), directly and through packed_matmul and linear_kernel, and
-// gemm_q8_0_amx (backends/cpu/gemm_amx.hpp), directly and through packed_matmul.
+// gemm_avx512 (backends/cpu/gemm.hpp), directly and through packed_matmul and linear_kernel;
+// gemm_q8_0_amx and gemm_bf16_amx (backends/cpu/gemm_amx.hpp) and gemm_bf16_avx512
+// (backends/cpu/gemm_bf16.hpp), directly and through packed_matmul.
 //
 // Reference: y = x · Wᵀ in double, with W decoded from its stored bytes here (binary16 from its
 // definition, bfloat16 as the high half of a float32, Q8_0 as d · q) and, for Q8_0, x quantized
@@ -10,12 +11,15 @@
 // guard columns that must stay untouched, written and accumulated.
 // AMX shapes: every remainder of its blocking (pairs of 16-token tiles, pairs of 16-column panels,
 // one or two Q8_0 blocks per packing step): m in {8, 15, 16, 17, 31, 32, 33, 130}, n in {1, 15,
-// 16, 17, 31, 32, 33, 100}, k in {32, 64, 96, 2048}.
+// 16, 17, 31, 32, 33, 100}, k in {32, 64, 96, 2048}. The bf16-product GEMMs (x rounded to bfloat16
+// first, in the reference too): m in {1, 7, 8, 9, 15, 17, 24, 31, 33, 130} (vdpbf16ps works in
+// groups of 8 rows), n in {1, 15, 16, 17, 33, 100}, k in {1, 17, 32, 33, 300, 2048}.
 // Tolerance: NMSE <= tolerance<float>::nmse (1e-10) against the double reference (float32 sums,
 // exact products), as every float32 kernel of the suite.
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/gemm.hpp"
 #include "llamablocks/backends/cpu/gemm_amx.hpp"
+#include "llamablocks/backends/cpu/gemm_bf16.hpp"
 #include "llamablocks/backends/cpu/packed_matmul.hpp"
 
 #include "support/random.hpp"
@@ -42,6 +46,27 @@ bool have_amx() {
   if (cpu_supports(CpuIsa::avx512_amx)) return true;
   WARN("SKIPPED: this CPU (or its operating system) offers no AMX-INT8: gemm_q8_0_amx is not run here");
   return false;
+}
+
+bool have_avx512_bf16() {
+  if (cpu_supports(CpuIsa::avx512_bf16)) return true;
+  WARN("SKIPPED: this CPU lacks AVX512_BF16: gemm_bf16_avx512 (vdpbf16ps) is not run here");
+  return false;
+}
+
+/// The bf16-product GEMMs this CPU runs: gemm_bf16_avx512 (vdpbf16ps) and gemm_bf16_amx.
+using Bf16Gemm = void (*)(const Context<cpu>&, const float*, index_t, index_t, const PackedMatrixView&,
+                          float*, index_t, std::uint8_t*);
+struct Bf16GemmFamily {
+  CpuIsa isa;
+  const char* name;
+  Bf16Gemm product;
+};
+std::vector<Bf16GemmFamily> bf16_gemm_families() {
+  std::vector<Bf16GemmFamily> families;
+  if (have_avx512_bf16()) families.push_back({CpuIsa::avx512_bf16, "gemm_bf16_avx512", detail::gemm_bf16_avx512});
+  if (have_amx()) families.push_back({CpuIsa::avx512_amx, "gemm_bf16_amx", detail::gemm_bf16_amx});
+  return families;
 }
 
 double half_value(std::uint16_t bits) {
@@ -344,62 +369,76 @@ TEST_CASE("gemm_q8_0_amx through packed_matmul: the decode kernels' numbers, a N
   }
 }
 
-TEST_CASE("gemm_bf16_amx: bf16 activations times bf16 weights against a double reference", "[gemm][amx]") {
-  if (!have_amx()) return;
+TEST_CASE("bf16 GEMMs (vdpbf16ps, AMX-BF16): bf16 activations times bf16 weights against a double reference",
+          "[gemm][amx]") {
   Workspace<std::uint8_t, cpu> scratch;
-  // k: below, at and past one 32-deep step, and odd; m and n: the pairs' remainders.
-  for (const index_t k : {1, 17, 32, 33, 300, 2048})
-    for (const index_t n : {1, 15, 16, 17, 33, 100}) {
-      const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(5 * n + k), 0.1);
-      const PackedMatrix packed = pack_matrix(w_values.cview(), WeightType::bf16);
-      const auto w_double = decode(packed.view);
-      for (const index_t m : {8, 15, 17, 31, 33, 130}) {
-        const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 9 * k));
-        // x as the kernel sees it: each value rounded to bfloat16.
-        std::vector<double> x_double(static_cast<std::size_t>(m * k));
-        for (std::size_t i = 0; i < x_double.size(); ++i)
-          x_double[i] = detail::bf16_bits_to_float(detail::float_to_bf16_bits(x.cview().data()[i]));
-        const auto expected = product(x_double, w_double, m, n, k);
-        INFO("m " << m << " n " << n << " k " << k);
-        check_amx_product("gemm_bf16_amx vs double reference", m, n, expected,
-                          [&](const Context<cpu>& ctx, float* y, index_t ldy) {
-                            const auto bytes =
-                                scratch.get<1>({detail::gemm_bf16_amx_scratch_bytes(m, k, ctx.num_threads())});
-                            detail::gemm_bf16_amx(ctx, x.cview().data(), k, m, packed.view, y, ldy, bytes.data());
-                          });
+  for (const Bf16GemmFamily& family : bf16_gemm_families()) {
+    INFO(family.name);
+    // k: below, at and past one 32-deep step, and odd; m and n: the pairs' remainders (and, for
+    // vdpbf16ps, its groups of 8 rows).
+    for (const index_t k : {1, 17, 32, 33, 300, 2048})
+      for (const index_t n : {1, 15, 16, 17, 33, 100}) {
+        const auto w_values = test::random_tensor<float, 2>({n, k}, static_cast<std::uint32_t>(5 * n + k), 0.1);
+        const PackedMatrix packed = pack_matrix(w_values.cview(), WeightType::bf16);
+        const auto w_double = decode(packed.view);
+        for (const index_t m : {1, 7, 8, 9, 15, 17, 24, 31, 33, 130}) {
+          const auto x = test::random_tensor<float, 2>({m, k}, static_cast<std::uint32_t>(m + 9 * k));
+          // x as the kernel sees it: each value rounded to bfloat16.
+          std::vector<double> x_double(static_cast<std::size_t>(m * k));
+          for (std::size_t i = 0; i < x_double.size(); ++i)
+            x_double[i] = detail::bf16_bits_to_float(detail::float_to_bf16_bits(x.cview().data()[i]));
+          const auto expected = product(x_double, w_double, m, n, k);
+          INFO("m " << m << " n " << n << " k " << k);
+          check_amx_product("bf16 GEMM vs double reference", m, n, expected,
+                            [&](const Context<cpu>& ctx, float* y, index_t ldy) {
+                              const auto bytes =
+                                  scratch.get<1>({detail::gemm_bf16_scratch_bytes(m, k, ctx.num_threads())});
+                              family.product(ctx, x.cview().data(), k, m, packed.view, y, ldy, bytes.data());
+                            });
+        }
       }
-    }
+  }
 }
 
-TEST_CASE("packed_matmul: bf16 weights use AMX-BF16 only where the context allows bf16 activations",
+TEST_CASE("packed_matmul: bf16 weights use bf16 products only where the context allows bf16 activations",
           "[gemm][amx]") {
-  if (!have_amx()) return;
   const index_t m = 40, n = 70, k = 300;
   const auto w = test::random_tensor<float, 2>({n, k}, 12, 0.1);
   const PackedMatrix packed = pack_matrix(w.cview(), WeightType::bf16);
   const auto x = test::random_tensor<float, 2>({m, k}, 13);
-  Workspace<std::uint8_t, cpu> scratch;
-  Context<cpu> ctx(2);
-  // Off (the default): the float32 GEMM's bits.
-  Tensor<float, 2> exact({m, n}), by_default({m, n}), rounded({m, n});
-  packed_matmul(ctx, packed.view, x.cview(), exact.view(), scratch, CpuIsa::avx512);
-  packed_matmul(ctx, packed.view, x.cview(), by_default.view(), scratch, CpuIsa::avx512_amx);
-  REQUIRE(std::memcmp(exact.cview().data(), by_default.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
-  // On: within what rounding x to 8 bits of mantissa costs (relative error up to 2^-9 per value).
-  ctx.set_bf16_activations(true);
-  packed_matmul(ctx, packed.view, x.cview(), rounded.view(), scratch, CpuIsa::avx512_amx);
-  test::require_close("bf16 activations vs float32 activations", rounded.cview().data(),
-                      exact.cview().data(), static_cast<std::size_t>(m * n), 1e-5);
-  REQUIRE(std::memcmp(exact.cview().data(), rounded.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) != 0);
-  const index_t grown = scratch.capacity();
-  for (const index_t nan_row : {0, 16, 39}) {
-    INFO("NaN in row " << nan_row);
-    auto poisoned = test::random_tensor<float, 2>({m, k}, 13);
-    poisoned.view().data()[nan_row * k + 100] = NAN;
-    packed_matmul(ctx, packed.view, poisoned.cview(), rounded.view(), scratch, CpuIsa::avx512_amx);
-    REQUIRE(scratch.capacity() == grown);
-    for (index_t i = 0; i < m; ++i)
-      for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(rounded.cview()(i, j)) == (i == nan_row));
+  for (const Bf16GemmFamily& family : bf16_gemm_families()) {
+    INFO(to_string(family.isa));
+    Workspace<std::uint8_t, cpu> scratch;
+    Context<cpu> ctx(2);
+    // Off (the default): the float32 GEMM's bits.
+    Tensor<float, 2> exact({m, n}), by_default({m, n}), rounded({m, n});
+    packed_matmul(ctx, packed.view, x.cview(), exact.view(), scratch, CpuIsa::avx512);
+    packed_matmul(ctx, packed.view, x.cview(), by_default.view(), scratch, family.isa);
+    REQUIRE(std::memcmp(exact.cview().data(), by_default.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) == 0);
+    // On: within what rounding x to 8 bits of mantissa costs (relative error up to 2^-9 per value).
+    ctx.set_bf16_activations(true);
+    packed_matmul(ctx, packed.view, x.cview(), rounded.view(), scratch, family.isa);
+    test::require_close("bf16 activations vs float32 activations", rounded.cview().data(),
+                        exact.cview().data(), static_cast<std::size_t>(m * n), 1e-5);
+    REQUIRE(std::memcmp(exact.cview().data(), rounded.cview().data(), sizeof(float) * static_cast<std::size_t>(m * n)) != 0);
+    // The decode kernels stay float32 with the flag on: one token gives the exact row's bits.
+    Tensor<float, 2> one_token({1, n}), one_token_exact({1, n});
+    packed_matmul(ctx, packed.view, TensorView<const float, 2>(x.cview().data(), {1, k}), one_token.view(),
+                  scratch, family.isa);
+    packed_matmul(Context<cpu>(2), packed.view, TensorView<const float, 2>(x.cview().data(), {1, k}),
+                  one_token_exact.view(), scratch, family.isa);
+    REQUIRE(std::memcmp(one_token.cview().data(), one_token_exact.cview().data(), sizeof(float) * static_cast<std::size_t>(n)) == 0);
+    packed_matmul(ctx, packed.view, x.cview(), rounded.view(), scratch, family.isa);
+    const index_t grown = scratch.capacity();
+    for (const index_t nan_row : {0, 16, 39}) {
+      INFO("NaN in row " << nan_row);
+      auto poisoned = test::random_tensor<float, 2>({m, k}, 13);
+      poisoned.view().data()[nan_row * k + 100] = NAN;
+      packed_matmul(ctx, packed.view, poisoned.cview(), rounded.view(), scratch, family.isa);
+      REQUIRE(scratch.capacity() == grown);
+      for (index_t i = 0; i < m; ++i)
+        for (index_t j = 0; j < n; ++j) REQUIRE(std::isnan(rounded.cview()(i, j)) == (i == nan_row));
+    }
   }
 }
 

@@ -143,7 +143,7 @@ std::vector<double> reference(WeightType type, const std::vector<std::uint8_t>& 
 
 std::vector<CpuIsa> runnable_families() {
   std::vector<CpuIsa> families;
-  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_vnni,
+  for (CpuIsa isa : {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_vnni, CpuIsa::avx512_bf16,
                      CpuIsa::avx512_amx}) {
     if (cpu_supports(isa))
       families.push_back(isa);

@@ -36,7 +36,8 @@ class Context<cpu> {
   }
 
   /// Whether a prefill-sized product with bf16 weights may round its activations to bfloat16 and
-  /// multiply on AMX-BF16 tiles, where the CPU has them (packed_matmul, gemm_amx.hpp). Off by
+  /// multiply bf16 pairs, on AMX-BF16 tiles or with AVX512_BF16's vdpbf16ps, where the CPU has
+  /// them (packed_matmul, gemm_amx.hpp, gemm_bf16.hpp). Off by
   /// default: the bf16 path otherwise multiplies float32 activations exactly, and with this on a
   /// prompt's outputs differ from the token-by-token decode's by the rounding of x to 8 bits of
   /// mantissa. Context<cuda>::set_tf32 is the same kind of choice.

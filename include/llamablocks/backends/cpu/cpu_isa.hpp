@@ -3,8 +3,10 @@
 // assembly), and run each only on a CPU that has it. Shared by packed_matmul (the dot and GEMV
 // kernels), gemm and gemm_amx (the prefill GEMMs) and linear_kernel, which picks our GEMM over
 // Eigen's where AVX-512 is present.
-//   avx512_amx   the avx512_vnni family, whose Q8_0 prefill products run on AMX-INT8 tiles (and
+//   avx512_amx   the avx512_bf16 family, whose Q8_0 prefill products run on AMX-INT8 tiles (and
 //                bf16 ones on AMX-BF16 tiles, where Context<cpu>::bf16_activations allows)
+//   avx512_bf16  the avx512_vnni family, whose bf16 prefill products run on AVX512_BF16's
+//                vdpbf16ps where Context<cpu>::bf16_activations allows (Zen 4, Cooper Lake)
 //   avx512_vnni  the avx512 family, whose Q8_0 integer dot products use AVX512_VNNI's vpdpbusd
 //   avx512       AVX-512 F/BW/VL + FMA + F16C
 //   avx2         AVX2 + FMA + F16C
@@ -33,6 +35,8 @@
 #define LLAMABLOCKS_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define LLAMABLOCKS_TARGET_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define LLAMABLOCKS_TARGET_AVX512_BF16 \
+  __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c,avx512bf16")))
 #else
 #define LLAMABLOCKS_X86_KERNELS 0
 #endif
@@ -40,7 +44,7 @@
 namespace llamablocks {
 
 /// The kernel families of packed_matmul, in order of preference.
-enum class CpuIsa { scalar, avx2, avx512, avx512_vnni, avx512_amx };
+enum class CpuIsa { scalar, avx2, avx512, avx512_vnni, avx512_bf16, avx512_amx };
 
 inline const char* to_string(CpuIsa isa) {
   switch (isa) {
@@ -48,19 +52,23 @@ inline const char* to_string(CpuIsa isa) {
     case CpuIsa::avx2: return "avx2";
     case CpuIsa::avx512: return "avx512";
     case CpuIsa::avx512_vnni: return "avx512_vnni";
+    case CpuIsa::avx512_bf16: return "avx512_bf16";
     case CpuIsa::avx512_amx: return "avx512_amx";
   }
   return "(invalid)";
 }
 
-/// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni and avx512_amx, which
-/// differ from it only in their Q8_0 kernels).
+/// Whether `isa` runs the AVX-512 kernels (avx512 itself, or avx512_vnni, avx512_bf16 and
+/// avx512_amx, which differ from it only in their Q8_0 kernels and their bf16 prefill).
 constexpr bool is_avx512(CpuIsa isa) {
-  return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_amx;
+  return isa == CpuIsa::avx512 || isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_bf16 ||
+         isa == CpuIsa::avx512_amx;
 }
 
 /// Whether `isa` takes its Q8_0 decode dot products from vpdpbusd.
-constexpr bool has_vnni(CpuIsa isa) { return isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_amx; }
+constexpr bool has_vnni(CpuIsa isa) {
+  return isa == CpuIsa::avx512_vnni || isa == CpuIsa::avx512_bf16 || isa == CpuIsa::avx512_amx;
+}
 
 namespace detail {
 
@@ -69,6 +77,17 @@ inline bool cpu_has_f16c() {
 #if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+#else
+  return false;
+#endif
+}
+
+/// CPUID leaf 7 sub-leaf 1, EAX bit 5 (AVX512_BF16; asked directly, as for F16C, since not every
+/// compiler's __builtin_cpu_supports knows it).
+inline bool cpu_has_avx512_bf16() {
+#if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0 && (eax & (1u << 5)) != 0;
 #else
   return false;
 #endif
@@ -111,8 +130,10 @@ inline bool cpu_supports(CpuIsa isa) {
              detail::cpu_has_f16c();
     case CpuIsa::avx512_vnni:
       return cpu_supports(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
+    case CpuIsa::avx512_bf16:
+      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_avx512_bf16();
     case CpuIsa::avx512_amx:
-      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_amx();
+      return cpu_supports(CpuIsa::avx512_bf16) && detail::cpu_has_amx();
   }
   return false;
 #else
@@ -123,6 +144,7 @@ inline bool cpu_supports(CpuIsa isa) {
 /// The best family this CPU runs (detected once).
 inline CpuIsa cpu_isa() {
   static const CpuIsa best = cpu_supports(CpuIsa::avx512_amx)    ? CpuIsa::avx512_amx
+                             : cpu_supports(CpuIsa::avx512_bf16) ? CpuIsa::avx512_bf16
                              : cpu_supports(CpuIsa::avx512_vnni) ? CpuIsa::avx512_vnni
                              : cpu_supports(CpuIsa::avx512)      ? CpuIsa::avx512
                              : cpu_supports(CpuIsa::avx2)        ? CpuIsa::avx2

@@ -83,16 +83,17 @@ inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
   return 64 + 2 * x_pairs * panel_bytes + threads * gemm_amx_thread_bytes(panel_bytes);
 }
 
-/// Bytes of one thread's part of gemm_bf16_amx's scratch: two packed panels of W of `panel_bytes`
-/// each (1 KiB per 32 depths), and four 16 × 16 float32 tiles.
-inline index_t gemm_bf16_amx_thread_bytes(index_t panel_bytes) { return 2 * panel_bytes + 4096; }
+/// Bytes of one thread's part of the scratch of gemm_bf16_amx (and of gemm_bf16_avx512, which
+/// shares its layouts): two packed panels of W of `panel_bytes` each (1 KiB per 32 depths), and a
+/// 32 × 32 block of float32 sums.
+inline index_t gemm_bf16_thread_bytes(index_t panel_bytes) { return 2 * panel_bytes + 4096; }
 
-/// Bytes of scratch gemm_bf16_amx needs for m tokens of k columns on `threads` threads: x packed
+/// Bytes of scratch gemm_bf16_amx (or gemm_bf16_avx512) needs for m tokens of k columns on `threads` threads: x packed
 /// in pairs of 16-token tiles, and each thread's part.
-inline index_t gemm_bf16_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
+inline index_t gemm_bf16_scratch_bytes(index_t m, index_t k, index_t threads) {
   const index_t panel_bytes = (k + 31) / 32 * 1024;
   const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
-  return 64 + 2 * x_pairs * panel_bytes + threads * gemm_bf16_amx_thread_bytes(panel_bytes);
+  return 64 + 2 * x_pairs * panel_bytes + threads * gemm_bf16_thread_bytes(panel_bytes);
 }
 
 #if LLAMABLOCKS_X86_KERNELS
@@ -233,18 +234,19 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_store_block(const float* block, f
   }
 }
 
-/// The work of both AMX GEMMs around their micro-kernels: x packed in pairs of 16-token tiles
+/// The work of the AMX GEMMs (and of gemm_bf16_avx512) around their micro-kernels: x packed in pairs of 16-token tiles
 /// (pack_x(row0, rows, out), rows 0 for the padding tile of an odd count), shared by the
 /// threads; the pairs of 16-row panels of W split into one contiguous range per thread, each pair
 /// packed (pack_w(row0, rows, out)) once and multiplied with every pair of x tiles
 /// (kernel(x_pair, w_pair, y block, rows, cols, thread scratch)), the next pair's rows of W
-/// prefetched into L2 meanwhile, a part per pair of x tiles. `configure` loads the tile
-/// configuration on each thread, whose tiles are released at its end. Scratch: 64 bytes of
+/// prefetched into L2 meanwhile, a part per pair of x tiles. Each thread calls `configure` before
+/// its pairs and `release` after them (the AMX tile configuration; nothing for vdpbf16ps). Scratch: 64 bytes of
 /// alignment, the packed x, then `thread_bytes` per thread, the two packed panels of W first.
-template <class Configure, class PackX, class PackW, class Kernel>
-void gemm_amx_run(const Context<cpu>& ctx, index_t m, const PackedMatrixView& w, float* y, index_t ldy,
-                  index_t panel_bytes, index_t thread_bytes, std::uint8_t* scratch,
-                  Configure&& configure, PackX&& pack_x, PackW&& pack_w, Kernel&& kernel) {
+template <class Configure, class Release, class PackX, class PackW, class Kernel>
+void gemm_pairs_run(const Context<cpu>& ctx, index_t m, const PackedMatrixView& w, float* y, index_t ldy,
+                    index_t panel_bytes, index_t thread_bytes, std::uint8_t* scratch,
+                    Configure&& configure, Release&& release, PackX&& pack_x, PackW&& pack_w,
+                    Kernel&& kernel) {
   const index_t n = w.rows;
   const auto misalignment = reinterpret_cast<std::uintptr_t>(scratch) % 64;
   std::uint8_t* x_packed = scratch + (misalignment ? 64 - misalignment : 0);
@@ -277,7 +279,7 @@ void gemm_amx_run(const Context<cpu>& ctx, index_t m, const PackedMatrixView& w,
                w_packed + 2 * panel_bytes);
       }
     }
-    amx_release();
+    release();
   });
 }
 
@@ -346,8 +348,9 @@ inline void gemm_q8_0_amx(const Context<cpu>& ctx, const ActivationBlockQ8* xq, 
                           const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
   const index_t blocks = w.cols / 32;
   const index_t panel_bytes = blocks * (amx_block_bytes + amx_scale_bytes);
-  gemm_amx_run(
+  gemm_pairs_run(
       ctx, m, w, y, ldy, panel_bytes, gemm_amx_thread_bytes(panel_bytes), scratch, amx_configure_q8_0,
+      amx_release,
       [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_amx_pack_x(xq, blocks, row0, rows, out); },
       [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_amx_pack_w(w, row0, rows, out); },
       [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
@@ -377,7 +380,7 @@ LLAMABLOCKS_TARGET_AVX512 inline __m256i round_to_bf16_avx512(__m512 values) {
 
 /// Packs rows row0 .. row0 + rows - 1 (rows <= 16) of x (float32, ldx apart, k columns) into out:
 /// per 32 depths, the A tile (16 rows of 32 bfloat16); rows past `rows` and depths past k zero.
-LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_x(const float* x, index_t ldx, index_t rows,
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_pack_x(const float* x, index_t ldx, index_t rows,
                                                            index_t k, std::uint8_t* out) {
   for (index_t p = 0; p < k; p += 32) {
     auto* tile = reinterpret_cast<std::uint16_t*>(out + p / 32 * 1024);
@@ -399,7 +402,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_x(const float* x, index
 /// the B tile (row p holds depths 2p and 2p + 1 of the 16 weight rows, 4 bytes each): the 16 rows'
 /// 32 values are 16 32-bit lanes each, and their transpose is the tile. Rows past `rows` and
 /// depths past k are zero.
-LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_pack_w(const PackedMatrixView& w, index_t row0,
+LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_pack_w(const PackedMatrixView& w, index_t row0,
                                                            index_t rows, std::uint8_t* out) {
   const index_t k = w.cols;
   for (index_t p = 0; p < k; p += 32) {
@@ -448,19 +451,19 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_micro_kernel(index_t steps, 
 
 /// y = bf16(x) · Wᵀ for bf16 W on the context's threads (see the top of this header).
 /// Pre-condition: the CPU runs CpuIsa::avx512_amx; m, n, k >= 1; w.type is bf16; y disjoint from
-/// the inputs; `scratch` holds gemm_bf16_amx_scratch_bytes(m, k, ctx.num_threads()) bytes.
+/// the inputs; `scratch` holds gemm_bf16_scratch_bytes(m, k, ctx.num_threads()) bytes.
 inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
                           const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
   const index_t k = w.cols;
   const index_t steps = (k + 31) / 32;
   const index_t panel_bytes = steps * 1024;
-  gemm_amx_run(
-      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_amx_thread_bytes(panel_bytes), scratch,
-      amx_configure_full_tiles,
+  gemm_pairs_run(
+      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_thread_bytes(panel_bytes), scratch,
+      amx_configure_full_tiles, amx_release,
       [&](index_t row0, index_t rows, std::uint8_t* out) {
-        gemm_bf16_amx_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
+        gemm_bf16_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
       },
-      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_bf16_amx_pack_w(w, row0, rows, out); },
+      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_bf16_pack_w(w, row0, rows, out); },
       [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
           index_t cols, std::uint8_t* thread_scratch) {
         gemm_bf16_amx_micro_kernel(steps, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols,

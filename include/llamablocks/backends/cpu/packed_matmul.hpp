@@ -4,7 +4,10 @@
 //
 // The kernel family is picked at run time from what the CPU has (cpu_isa()), so a portable build
 // runs the AVX-512 kernels on a CPU that has them and never executes an instruction a CPU lacks:
-//   avx512_amx   as avx512_vnni, with a Q8_0 prefill on AMX-INT8 tiles (gemm_amx.hpp)
+//   avx512_amx   as avx512_bf16, with a Q8_0 prefill on AMX-INT8 tiles (gemm_amx.hpp), and the
+//                bf16 one (where allowed) on AMX-BF16 tiles
+//   avx512_bf16  as avx512_vnni, with a bf16 prefill on vdpbf16ps (gemm_bf16.hpp) where
+//                Context<cpu>::bf16_activations allows x to be rounded to bfloat16
 //   avx512_vnni  as avx512, with each Q8_0 integer dot product in one vpdpbusd (the same sums)
 //   avx512       AVX-512 F/BW/VL + FMA + F16C: 16 floats per instruction, Q8_0 two blocks at a time
 //   avx2         AVX2 + FMA + F16C: 8 floats per instruction
@@ -17,7 +20,8 @@
 //
 // Threads: in a decode-sized product the rows of W are split over the context's threads in tiles
 // of packed_matmul_tile_rows and every weight is read exactly once; a prefill-sized product runs
-// gemm_q8_0_amx (gemm_amx.hpp) for Q8_0 where the CPU has AMX, else gemm_avx512 (gemm.hpp), which
+// gemm_q8_0_amx (gemm_amx.hpp) for Q8_0 where the CPU has AMX, the bf16 GEMMs of gemm_amx.hpp and
+// gemm_bf16.hpp where they are allowed, else gemm_avx512 (gemm.hpp), which
 // widens W as it packs it, or without AVX-512 widens tiles of W to float32 and runs Eigen's GEMM
 // on them (see packed_matmul).
 #pragma once
@@ -27,6 +31,7 @@
 #include "llamablocks/backends/cpu/eigen.hpp"
 #include "llamablocks/backends/cpu/gemm.hpp"
 #include "llamablocks/backends/cpu/gemm_amx.hpp"
+#include "llamablocks/backends/cpu/gemm_bf16.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/tensor.hpp"
 #include "llamablocks/core/weight_type.hpp"
@@ -450,8 +455,9 @@ inline void widen_row(const PackedMatrixView& weight, index_t r, float* out) {
 ///
 /// Decode-sized products (fewer than gemv_row_limit tokens) run the packed dot kernels of `isa`.
 /// Larger ones are arithmetic-bound: Q8_0 with avx512_amx runs gemm_q8_0_amx (int8 tile products
-/// of the quantized activations), and bf16 with avx512_amx runs gemm_bf16_amx where
-/// ctx.bf16_activations() allows x to be rounded to bfloat16; otherwise the avx512 families run
+/// of the quantized activations), and bf16 runs gemm_bf16_amx with avx512_amx, gemm_bf16_avx512
+/// (vdpbf16ps) with avx512_bf16, where ctx.bf16_activations() allows x to be rounded to bfloat16;
+/// otherwise the avx512 families run
 /// gemm_avx512, which packs W straight from its stored bytes; otherwise each thread widens a tile
 /// of packed_gemm_tile_rows rows to float32 and multiplies it with Eigen's GEMM. Either way a
 /// prefill runs at GEMM speed for every type.
@@ -484,20 +490,22 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
   const index_t threads = ctx.num_threads();
   // Q8_0 on AMX tiles straight from the quantized blocks; else our float32 GEMM where the CPU has
   // AVX-512 (Q8_0 activations widened back to float32 first), else Eigen's on float32 tiles of W.
-  // bf16 on AMX-BF16 tiles only where the context allows rounding x to bfloat16.
+  // bf16 with bf16 products (AMX-BF16 tiles or vdpbf16ps) only where the context allows rounding x
+  // to bfloat16.
   const bool amx_gemm = gemm && isa == CpuIsa::avx512_amx && blocks > 0 && LLAMABLOCKS_X86_KERNELS;
-  const bool amx_bf16_gemm = gemm && isa == CpuIsa::avx512_amx && weight.type == WeightType::bf16 &&
-                             ctx.bf16_activations() && LLAMABLOCKS_X86_KERNELS;
-  const bool own_gemm = gemm && !amx_gemm && !amx_bf16_gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
+  const bool bf16_gemm = gemm && (isa == CpuIsa::avx512_amx || isa == CpuIsa::avx512_bf16) &&
+                         weight.type == WeightType::bf16 && ctx.bf16_activations() &&
+                         LLAMABLOCKS_X86_KERNELS;
+  const bool own_gemm = gemm && !amx_gemm && !bf16_gemm && is_avx512(isa) && LLAMABLOCKS_X86_KERNELS;
   const index_t widened_x_floats = gemm && !amx_gemm && blocks > 0 ? tokens * cols : 0;
   const index_t tile_floats =
-      gemm && !own_gemm && !amx_gemm && !amx_bf16_gemm ? packed_gemm_tile_rows * cols : 0;
-  const index_t gemm_bytes = own_gemm        ? detail::gemm_scratch_bytes(tokens, cols, threads)
-                             : amx_gemm      ? detail::gemm_amx_scratch_bytes(tokens, cols, threads)
-                             : amx_bf16_gemm ? detail::gemm_bf16_amx_scratch_bytes(tokens, cols, threads)
-                                             : 0;
+      gemm && !own_gemm && !amx_gemm && !bf16_gemm ? packed_gemm_tile_rows * cols : 0;
+  const index_t gemm_bytes = own_gemm    ? detail::gemm_scratch_bytes(tokens, cols, threads)
+                             : amx_gemm  ? detail::gemm_amx_scratch_bytes(tokens, cols, threads)
+                             : bf16_gemm ? detail::gemm_bf16_scratch_bytes(tokens, cols, threads)
+                                         : 0;
   // Layout: quantized activation blocks | widened activations | one widened tile per thread, or
-  // the scratch of gemm_avx512, gemm_q8_0_amx or gemm_bf16_amx.
+  // the scratch of gemm_avx512, gemm_q8_0_amx, gemm_bf16_amx or gemm_bf16_avx512.
   const index_t float_offset = (quantized_bytes + 63) / 64 * 64;
   const auto bytes = scratch.get<1>(
       {float_offset + static_cast<index_t>(sizeof(float)) * (widened_x_floats + threads * tile_floats) +
@@ -523,9 +531,10 @@ inline void packed_matmul(const Context<cpu>& ctx, const PackedMatrixView& weigh
                             reinterpret_cast<std::uint8_t*>(tiles));
       return;
     }
-    if (amx_bf16_gemm) {
-      detail::gemm_bf16_amx(ctx, x.data(), cols, tokens, weight, y.data(), weight.rows,
-                            reinterpret_cast<std::uint8_t*>(tiles));
+    if (bf16_gemm) {
+      const auto bf16_product = isa == CpuIsa::avx512_amx ? detail::gemm_bf16_amx : detail::gemm_bf16_avx512;
+      bf16_product(ctx, x.data(), cols, tokens, weight, y.data(), weight.rows,
+                   reinterpret_cast<std::uint8_t*>(tiles));
       return;
     }
     if (own_gemm) {
