@@ -51,7 +51,7 @@ using llamablocks::bench::Cost;
                "  -r, --repetitions N  timed runs per test, default 5\n"
                "  --tied               the output head shares the embedding table\n"
                "  --weights TYPE       f32|f16|bf16|q8_0: projections stored so (default f32)\n"
-               "  --bf16-activations   let a bf16 prefill round x to bfloat16 (AMX-BF16 tiles)\n"
+               "  --bf16-activations   let a bf16 prefill round x to bfloat16 (AMX-BF16 tiles or vdpbf16ps)\n"
                "  --json FILE          also write the results as JSON\n",
                message.c_str());
   std::exit(2);

@@ -172,12 +172,20 @@ def main():
     labels = dict(item.split("=", 1) for item in args.label)
     # Files with the same name (the rounds of scripts/run-bench.sh ROUNDS=N) make one series: per
     # test, the median of their medians, whiskers from the lowest low to the highest high.
-    merged, decode_bytes = {}, None
+    merged, read_per_token = {}, {}
     for path in args.results:
         name, rows, weight_bytes = load_series(path, labels.get(path))
         for r in rows:
             merged.setdefault(name, {}).setdefault((r["test"], r["threads"]), []).append(r)
-        decode_bytes = decode_bytes or weight_bytes
+        if weight_bytes:
+            read_per_token[path] = weight_bytes
+    # One ceiling per thread count: it is only meaningful when every file reads the same bytes per
+    # decode step (one weight type); llama.cpp's files carry no size and do not count.
+    if args.limits and len(set(read_per_token.values())) > 1:
+        sys.exit("plot-bench.py: --limits draws one read-bandwidth ceiling, but these files read "
+                 "different bytes per token: " + ", ".join(
+                     "{} {:.3g} GB".format(path, size / 1e9) for path, size in read_per_token.items()))
+    decode_bytes = next(iter(read_per_token.values()), None)
     series = [(name, {key: dict(test=key[0], threads=key[1],
                                 median=statistics.median(r["median"] for r in runs),
                                 low=min(r["low"] for r in runs), high=max(r["high"] for r in runs))
