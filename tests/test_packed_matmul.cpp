@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -399,4 +400,24 @@ TEST_CASE("Parameter::assign_packed: Linear reads the packed rows, and misuse is
   Tensor<float, 3> again({1, tokens, out});
   linear.forward(ctx, x.cview(), again.view());
   CHECK(std::memcmp(again.cview().data(), unpacked.cview().data(), sizeof(float) * 3 * 24) == 0);
+}
+
+TEST_CASE("cpu_supports: the kept answers are CPUID's, the families nest, cpu_isa is the best", "[packed]") {
+  const CpuIsa families[] = {CpuIsa::scalar, CpuIsa::avx2, CpuIsa::avx512, CpuIsa::avx512_vnni,
+                             CpuIsa::avx512_bf16, CpuIsa::avx512_amx};
+  for (const CpuIsa isa : families) {
+    INFO(to_string(isa));
+    // Asked twice (the second answer is the kept one), both the same as asking CPUID again.
+    REQUIRE(cpu_supports(isa) == detail::cpu_detect(isa));
+    REQUIRE(cpu_supports(isa) == detail::cpu_detect(isa));
+  }
+  REQUIRE(cpu_supports(CpuIsa::scalar));
+  // Each AVX-512 family extends the one before it.
+  for (std::size_t i = 3; i < std::size(families); ++i)
+    if (cpu_supports(families[i])) REQUIRE(cpu_supports(families[i - 1]));
+  CpuIsa best = CpuIsa::scalar;
+  for (const CpuIsa isa : families)
+    if (cpu_supports(isa)) best = isa;
+  REQUIRE(cpu_isa() == best);
+  REQUIRE_FALSE(cpu_supports(static_cast<CpuIsa>(99)));
 }

@@ -116,29 +116,58 @@ inline bool cpu_has_amx() {
 
 }  // namespace detail
 
-/// Whether this CPU (and its OS, which must save the wider registers) runs the family `isa`.
-inline bool cpu_supports(CpuIsa isa) {
+namespace detail {
+
+/// Whether this CPU (and its OS) runs the family `isa`, asked of CPUID each time: under a
+/// hypervisor every cpuid instruction exits to it (microseconds), so cpu_supports keeps the answers.
+inline bool cpu_detect(CpuIsa isa) {
 #if LLAMABLOCKS_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
   switch (isa) {
     case CpuIsa::scalar: return true;
     case CpuIsa::avx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             detail::cpu_has_f16c();
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case CpuIsa::avx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") &&
-             detail::cpu_has_f16c();
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case CpuIsa::avx512_vnni:
-      return cpu_supports(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
+      return cpu_detect(CpuIsa::avx512) && __builtin_cpu_supports("avx512vnni");
     case CpuIsa::avx512_bf16:
-      return cpu_supports(CpuIsa::avx512_vnni) && detail::cpu_has_avx512_bf16();
+      return cpu_detect(CpuIsa::avx512_vnni) && cpu_has_avx512_bf16();
     case CpuIsa::avx512_amx:
-      return cpu_supports(CpuIsa::avx512_bf16) && detail::cpu_has_amx();
+      return cpu_detect(CpuIsa::avx512_bf16) && cpu_has_amx();
   }
   return false;
 #else
   return isa == CpuIsa::scalar;
 #endif
+}
+
+}  // namespace detail
+
+namespace detail {
+
+/// cpu_detect(Isa), asked once (only when first wanted: asking for avx512_amx requests the tile
+/// state from Linux).
+template <CpuIsa Isa>
+bool cpu_supports_once() {
+  static const bool answer = cpu_detect(Isa);
+  return answer;
+}
+
+}  // namespace detail
+
+/// Whether this CPU (and its OS, which must save the wider registers) runs the family `isa`
+/// (detected once per family; packed_matmul asks on every call).
+inline bool cpu_supports(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::scalar: return true;
+    case CpuIsa::avx2: return detail::cpu_supports_once<CpuIsa::avx2>();
+    case CpuIsa::avx512: return detail::cpu_supports_once<CpuIsa::avx512>();
+    case CpuIsa::avx512_vnni: return detail::cpu_supports_once<CpuIsa::avx512_vnni>();
+    case CpuIsa::avx512_bf16: return detail::cpu_supports_once<CpuIsa::avx512_bf16>();
+    case CpuIsa::avx512_amx: return detail::cpu_supports_once<CpuIsa::avx512_amx>();
+  }
+  return false;
 }
 
 /// The best family this CPU runs (detected once).
