@@ -578,39 +578,36 @@ void BM_GEMM(benchmark::State& state, index_t m, index_t k, index_t n, int threa
                  std::to_string(detail::gemm_nr) + " kc " + std::to_string(detail::gemm_kc));
 }
 
-/// The same product with Q8_0 weights through packed_matmul's avx512_amx family (the activations
-/// quantized, then gemm_q8_0_amx).
-void BM_GEMMQ8_0AMX(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
-  const Context<cpu> ctx(threads);
+/// The same product with W stored as `type` through packed_matmul's family `isa`, reported as a
+/// fraction of `peaks` (the roof of the unit that family multiplies on).
+void run_packed_gemm(benchmark::State& state, index_t m, index_t k, index_t n, int threads, WeightType type,
+                     CpuIsa isa, bool bf16_activations, const std::map<int, double>& peaks,
+                     const char* fraction_name) {
+  Context<cpu> ctx(threads);
+  ctx.set_bf16_activations(bf16_activations);
   Random random;
   const auto x = random_tensor<float, 2, cpu>({m, k}, random);
   const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
-  const PackedMatrix packed = pack_matrix(weight.cview(), WeightType::q8_0);
+  const PackedMatrix packed = pack_matrix(weight.cview(), type);
   Tensor<float, 2> out({m, n});  // [m, n]
   Workspace<std::uint8_t, cpu> scratch;
-  const auto product = [&] {
-    packed_matmul(ctx, packed.view, x.cview(), out.view(), scratch, CpuIsa::avx512_amx);
-  };
-  run_gemm(state, product, m, k, n, threads, measured_peak_amx_ops, "fraction_of_peak_amx_int8");
-  state.SetLabel("avx512_amx");
+  const auto product = [&] { packed_matmul(ctx, packed.view, x.cview(), out.view(), scratch, isa); };
+  run_gemm(state, product, m, k, n, threads, peaks, fraction_name);
+  state.SetLabel(to_string(isa));
 }
 
-/// The same product with bf16 weights through packed_matmul's avx512_bf16 family, bf16 activations
-/// allowed (x rounded to bfloat16, then gemm_bf16_avx512's vdpbf16ps).
+/// Q8_0 weights through packed_matmul's avx512_amx family (the activations quantized, then
+/// gemm_q8_0_amx).
+void BM_GEMMQ8_0AMX(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
+  run_packed_gemm(state, m, k, n, threads, WeightType::q8_0, CpuIsa::avx512_amx, false,
+                  measured_peak_amx_ops, "fraction_of_peak_amx_int8");
+}
+
+/// bf16 weights through packed_matmul's avx512_bf16 family, bf16 activations allowed (x rounded to
+/// bfloat16, then gemm_bf16_avx512's vdpbf16ps).
 void BM_GEMMBF16Dot(benchmark::State& state, index_t m, index_t k, index_t n, int threads) {
-  Context<cpu> ctx(threads);
-  ctx.set_bf16_activations(true);
-  Random random;
-  const auto x = random_tensor<float, 2, cpu>({m, k}, random);
-  const auto weight = random_tensor<float, 2, cpu>({n, k}, random);
-  const PackedMatrix packed = pack_matrix(weight.cview(), WeightType::bf16);
-  Tensor<float, 2> out({m, n});  // [m, n]
-  Workspace<std::uint8_t, cpu> scratch;
-  const auto product = [&] {
-    packed_matmul(ctx, packed.view, x.cview(), out.view(), scratch, CpuIsa::avx512_bf16);
-  };
-  run_gemm(state, product, m, k, n, threads, measured_peak_bf16_dot_flops, "fraction_of_peak_bf16_dot");
-  state.SetLabel("avx512_bf16");
+  run_packed_gemm(state, m, k, n, threads, WeightType::bf16, CpuIsa::avx512_bf16, true,
+                  measured_peak_bf16_dot_flops, "fraction_of_peak_bf16_dot");
 }
 
 /// Thread counts measured: one, and two or LLAMABLOCKS_THREADS (default: every hardware thread)

@@ -449,26 +449,36 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_amx_micro_kernel(index_t steps, 
   gemm_amx_store_block(sums, y, ldy, rows, cols);
 }
 
-/// y = bf16(x) · Wᵀ for bf16 W on the context's threads (see the top of this header).
-/// Pre-condition: the CPU runs CpuIsa::avx512_amx; m, n, k >= 1; w.type is bf16; y disjoint from
-/// the inputs; `scratch` holds gemm_bf16_scratch_bytes(m, k, ctx.num_threads()) bytes.
-inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
-                          const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
+/// y = bf16(x) · Wᵀ for bf16 W through gemm_pairs_run with the bf16 packing and `micro_kernel`
+/// (steps, panel_bytes, x_pair, w_pair, y block, ldy, rows, cols, 32 × 32 float sums): the
+/// AMX-BF16 one here, or gemm_bf16.hpp's vdpbf16ps one; configure / release as gemm_pairs_run's.
+template <class Configure, class Release, class MicroKernel>
+void gemm_bf16_pairs(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
+                     const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch,
+                     Configure&& configure, Release&& release, MicroKernel&& micro_kernel) {
   const index_t k = w.cols;
   const index_t steps = (k + 31) / 32;
   const index_t panel_bytes = steps * 1024;
   gemm_pairs_run(
-      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_thread_bytes(panel_bytes), scratch,
-      amx_configure_full_tiles, amx_release,
+      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_thread_bytes(panel_bytes), scratch, configure, release,
       [&](index_t row0, index_t rows, std::uint8_t* out) {
         gemm_bf16_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
       },
       [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_bf16_pack_w(w, row0, rows, out); },
       [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
           index_t cols, std::uint8_t* thread_scratch) {
-        gemm_bf16_amx_micro_kernel(steps, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols,
-                                   reinterpret_cast<float*>(thread_scratch));
+        micro_kernel(steps, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols,
+                     reinterpret_cast<float*>(thread_scratch));
       });
+}
+
+/// y = bf16(x) · Wᵀ for bf16 W on the context's threads (see the top of this header).
+/// Pre-condition: the CPU runs CpuIsa::avx512_amx; m, n, k >= 1; w.type is bf16; y disjoint from
+/// the inputs; `scratch` holds gemm_bf16_scratch_bytes(m, k, ctx.num_threads()) bytes.
+inline void gemm_bf16_amx(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
+                          const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
+  gemm_bf16_pairs(ctx, x, ldx, m, w, y, ldy, scratch, amx_configure_full_tiles, amx_release,
+                  gemm_bf16_amx_micro_kernel);
 }
 
 #endif  // LLAMABLOCKS_X86_KERNELS

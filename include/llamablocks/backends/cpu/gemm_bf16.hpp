@@ -93,20 +93,7 @@ LLAMABLOCKS_TARGET_AVX512_BF16 inline void gemm_bf16_avx512_micro_kernel(
 /// the inputs; `scratch` holds gemm_bf16_scratch_bytes(m, k, ctx.num_threads()) bytes.
 inline void gemm_bf16_avx512(const Context<cpu>& ctx, const float* x, index_t ldx, index_t m,
                              const PackedMatrixView& w, float* y, index_t ldy, std::uint8_t* scratch) {
-  const index_t k = w.cols;
-  const index_t steps = (k + 31) / 32;
-  const index_t panel_bytes = steps * 1024;
-  gemm_pairs_run(
-      ctx, m, w, y, ldy, panel_bytes, gemm_bf16_thread_bytes(panel_bytes), scratch, [] {}, [] {},
-      [&](index_t row0, index_t rows, std::uint8_t* out) {
-        gemm_bf16_pack_x(x + std::min(row0, m - 1) * ldx, ldx, rows, k, out);
-      },
-      [&](index_t row0, index_t rows, std::uint8_t* out) { gemm_bf16_pack_w(w, row0, rows, out); },
-      [&](const std::uint8_t* x_pair, const std::uint8_t* w_pair, float* y_block, index_t rows,
-          index_t cols, std::uint8_t* thread_scratch) {
-        gemm_bf16_avx512_micro_kernel(steps, panel_bytes, x_pair, w_pair, y_block, ldy, rows, cols,
-                                      reinterpret_cast<float*>(thread_scratch));
-      });
+  gemm_bf16_pairs(ctx, x, ldx, m, w, y, ldy, scratch, [] {}, [] {}, gemm_bf16_avx512_micro_kernel);
 }
 
 #endif  // LLAMABLOCKS_X86_KERNELS
