@@ -372,6 +372,33 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// Runs `run` (one thread's independent chains, `work` FLOP or ops; it returns a value to keep)
+/// on `threads` threads under the benchmark loop. Reports `counter` per second and per CPU second
+/// (one core's peak while it runs, see bytes_per_thread_cpu_second), and records the rate in
+/// `peaks` for the GEMMs' fractions.
+template <class Run>
+void run_peak(benchmark::State& state, int threads, double work, std::map<int, double>& peaks,
+              const std::string& counter, Run&& run) {
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = process_cpu_seconds();
+  for (auto _ : state) {
+    float total = 0;
+    on_threads(threads, [&](int) {
+      const float sum = run();
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+      total += sum;
+    });
+    benchmark::DoNotOptimize(total);
+  }
+  const double done = work * static_cast<double>(threads) * static_cast<double>(state.iterations());
+  state.counters[counter] = benchmark::Counter(done, benchmark::Counter::kIsRate);
+  if (state.iterations() > 0) peaks[threads] = done / seconds_since(start);
+  const double cpu_seconds = process_cpu_seconds() - cpu_start;
+  if (cpu_seconds > 0) state.counters[counter + "_per_thread_cpu_second"] = done / cpu_seconds;
+}
+
 void BM_PeakFMA(benchmark::State& state, int threads) {
   const Isa isa = selected_isa();
   // Enough rounds per call (about 10 ms) that starting the threads is negligible.
@@ -381,30 +408,9 @@ void BM_PeakFMA(benchmark::State& state, int threads) {
   volatile float offset = 1e-3f;
   const float a = factor;
   const float b = offset;
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) {
-    float total = 0;
-    on_threads(threads, [&](int) {
-      const float sum = fma_run(isa, iterations, a, b);
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-      total += sum;
-    });
-    benchmark::DoNotOptimize(total);
-  }
-  const double flop_per_iteration = 2.0 * static_cast<double>(fma_chains) *
-                                    static_cast<double>(fma_lanes(isa)) *
-                                    static_cast<double>(iterations) * static_cast<double>(threads);
+  const double flop = 2.0 * fma_chains * fma_lanes(isa) * static_cast<double>(iterations);
+  run_peak(state, threads, flop, measured_peak_flops, "flops", [&] { return fma_run(isa, iterations, a, b); });
   state.SetLabel(isa_name(isa));
-  state.counters["flops"] = benchmark::Counter(
-      flop_per_iteration * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  const double flop = flop_per_iteration * static_cast<double>(state.iterations());
-  if (state.iterations() > 0) measured_peak_flops[threads] = flop / seconds_since(start);
-  // FLOP per CPU second: one core's peak while it runs (see bytes_per_thread_cpu_second).
-  const double cpu_seconds = process_cpu_seconds() - cpu_start;
-  if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
 }
 
 /// Peak vdpbf16ps FLOP/s by thread count, once BM_PeakBF16Dot has run in this process (0 before).
@@ -432,26 +438,10 @@ void BM_PeakBF16Dot(benchmark::State& state, int threads) {
   volatile float offset = 1e-3f;
   const float a = factor;
   const float b = offset;
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) {
-    float total = 0;
-    on_threads(threads, [&](int) {
-      const float sum = bf16_dot_run(iterations, a, b);
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-      total += sum;
-    });
-    benchmark::DoNotOptimize(total);
-  }
   // One vdpbf16ps on zmm: 16 lanes × 2 products, a multiply-add counted as 2 FLOP.
-  const double flop = 64.0 * fma_chains * static_cast<double>(iterations) * static_cast<double>(threads) *
-                      static_cast<double>(state.iterations());
-  state.counters["flops"] = benchmark::Counter(flop, benchmark::Counter::kIsRate);
-  if (state.iterations() > 0) measured_peak_bf16_dot_flops[threads] = flop / seconds_since(start);
-  const double cpu_seconds = process_cpu_seconds() - cpu_start;
-  if (cpu_seconds > 0) state.counters["flops_per_thread_cpu_second"] = flop / cpu_seconds;
+  const double flop = 64.0 * fma_chains * static_cast<double>(iterations);
+  run_peak(state, threads, flop, measured_peak_bf16_dot_flops, "flops",
+           [&] { return bf16_dot_run(iterations, a, b); });
 #else
   state.SkipWithError("not an x86 build");
   (void)threads;
@@ -487,16 +477,12 @@ void amx_int8_run(long long iterations) {
 void BM_PeakAMXInt8(benchmark::State& state, int threads) {
 #if LLAMABLOCKS_X86_KERNELS
   constexpr long long iterations = 200'000;
-  const auto start = std::chrono::steady_clock::now();
-  const double cpu_start = process_cpu_seconds();
-  for (auto _ : state) on_threads(threads, [&](int) { amx_int8_run(iterations); });
-  // One tdpbssd on full tiles: 16 × 16 sums of 64 products.
-  const double ops = 2.0 * 16 * 16 * 64 * 4 * static_cast<double>(iterations) *
-                     static_cast<double>(threads) * static_cast<double>(state.iterations());
-  state.counters["ops"] = benchmark::Counter(ops, benchmark::Counter::kIsRate);
-  if (state.iterations() > 0) measured_peak_amx_ops[threads] = ops / seconds_since(start);
-  const double cpu_seconds = process_cpu_seconds() - cpu_start;
-  if (cpu_seconds > 0) state.counters["ops_per_thread_cpu_second"] = ops / cpu_seconds;
+  // One tdpbssd on full tiles: 16 × 16 sums of 64 products; four per iteration.
+  const double ops = 2.0 * 16 * 16 * 64 * 4 * static_cast<double>(iterations);
+  run_peak(state, threads, ops, measured_peak_amx_ops, "ops", [&] {
+    amx_int8_run(iterations);
+    return 0.0f;
+  });
 #else
   state.SkipWithError("not an x86 build");
   (void)threads;
