@@ -2,7 +2,7 @@
 // Tensor<T, Rank, cuda>, and every module specialized for the cuda backend (RMSNorm, Embedding,
 // Linear, RotaryEmbedding, KVCache, GroupedQueryAttention, SwiGLUFeedForward; LlamaBlock<cuda>
 // composes them) with their kernels (rms_norm, add_inplace, swiglu_activation, causal_attention,
-// greedy_tokens). Compile with nvcc and link
+// greedy_tokens), and cross_entropy / cross_entropy_backward. Compile with nvcc and link
 // llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include this header; the
 // cpu backend stays in llamablocks/llamablocks.hpp and both may be included together.
 #pragma once
@@ -19,6 +19,7 @@
 
 #include "llamablocks/backends/cuda/attention.cuh"
 #include "llamablocks/backends/cuda/context.cuh"
+#include "llamablocks/backends/cuda/cross_entropy.cuh"
 #include "llamablocks/backends/cuda/elementwise.cuh"
 #include "llamablocks/backends/cuda/embedding.cuh"
 #include "llamablocks/backends/cuda/grouped_query_attention.cuh"
