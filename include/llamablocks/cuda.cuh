@@ -2,9 +2,11 @@
 // Tensor<T, Rank, cuda>, and every module specialized for the cuda backend (RMSNorm, Embedding,
 // Linear, RotaryEmbedding, KVCache, GroupedQueryAttention, SwiGLUFeedForward; LlamaBlock<cuda>
 // composes them) with their kernels (rms_norm, add_inplace, swiglu_activation, causal_attention,
-// greedy_tokens), and cross_entropy / cross_entropy_backward. Compile with nvcc and link
-// llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include this header; the
-// cpu backend stays in llamablocks/llamablocks.hpp and both may be included together.
+// greedy_tokens), and training: each module's forward with Activations and backward, the
+// causal_self_attention_backward kernels and cross_entropy / cross_entropy_backward. Compile
+// with nvcc and link llamablocks::cuda (CUDA::cudart, CUDA::cublas). CPU-only builds never include
+// this header; the cpu backend stays in llamablocks/llamablocks.hpp and both may be included
+// together.
 #pragma once
 
 #if !defined(__CUDACC__)
@@ -18,6 +20,7 @@
 #include "llamablocks/core/workspace.hpp"
 
 #include "llamablocks/backends/cuda/attention.cuh"
+#include "llamablocks/backends/cuda/attention_backward.cuh"
 #include "llamablocks/backends/cuda/context.cuh"
 #include "llamablocks/backends/cuda/cross_entropy.cuh"
 #include "llamablocks/backends/cuda/elementwise.cuh"
