@@ -149,4 +149,35 @@ void cpu_llama_block_backward(const LayerShape& shape, const LayerWeights& weigh
   copy_out(TensorView<const float, 1>(block.ffn_norm().weight().grad()), grads.ffn_norm);
 }
 
+void cpu_adamw_steps(AdamWRun& run) {
+  Parameter<float, 2> matrix("matrix", {run.rows, run.cols});
+  Parameter<float, 1> gain("gain", {run.cols});
+  matrix.copy_from(TensorView<const float, 2>(run.matrix.data(), {run.rows, run.cols}));
+  gain.copy_from(TensorView<const float, 1>(run.gain.data(), {run.cols}));
+  matrix.enable_grad();
+  gain.enable_grad();
+  AdamWConfig config;
+  config.lr = run.lr;
+  config.beta1 = run.beta1;
+  config.beta2 = run.beta2;
+  config.eps = run.eps;
+  config.weight_decay = run.weight_decay;
+  AdamW<float> optimizer(config);
+  optimizer.add(matrix);
+  optimizer.add(gain);
+  run.norms.clear();
+  for (std::size_t s = 0; s < run.matrix_grads.size(); ++s) {
+    std::copy(run.matrix_grads[s].begin(), run.matrix_grads[s].end(), matrix.grad().data());
+    std::copy(run.gain_grads[s].begin(), run.gain_grads[s].end(), gain.grad().data());
+    run.norms.push_back(optimizer.clip_grad_norm(run.max_norm));
+    optimizer.step();
+  }
+  copy_out(TensorView<const float, 2>(matrix.view()), run.matrix.data());
+  copy_out(TensorView<const float, 1>(gain.view()), run.gain.data());
+  run.matrix_m = optimizer.exp_avg(0);
+  run.matrix_v = optimizer.exp_avg_sq(0);
+  run.gain_m = optimizer.exp_avg(1);
+  run.gain_v = optimizer.exp_avg_sq(1);
+}
+
 }  // namespace llamablocks::test

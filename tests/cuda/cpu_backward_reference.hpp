@@ -7,6 +7,7 @@
 #include "cpu_reference.hpp"
 
 #include <cstdint>
+#include <vector>
 
 namespace llamablocks::test {
 
@@ -58,5 +59,19 @@ void cpu_attention_backward(const LayerShape& shape, const LayerWeights& weights
 void cpu_llama_block_backward(const LayerShape& shape, const LayerWeights& weights,
                               std::int64_t tokens, const float* x, const float* d_out, float* out,
                               float* d_x, const LayerGradients& grads);
+
+/// AdamW<float> on the cpu over two host parameters: a matrix [rows, cols] (weight decay applied)
+/// and a gain [cols] (none). Step s sets the gradients to matrix_grads[s] and gain_grads[s], runs
+/// clip_grad_norm(max_norm) (its norm into norms[s]) and step(). The weights, m and v are updated
+/// in place (m and v start at zero, sized by the caller).
+struct AdamWRun {
+  double lr, beta1, beta2, eps, weight_decay, max_norm;
+  std::int64_t rows, cols;
+  std::vector<float> matrix, gain;                            // in: initial, out: final weights
+  std::vector<std::vector<float>> matrix_grads, gain_grads;  // per step
+  std::vector<float> matrix_m, matrix_v, gain_m, gain_v;     // out: the final moments
+  std::vector<double> norms;                                 // out: per step
+};
+void cpu_adamw_steps(AdamWRun& run);
 
 }  // namespace llamablocks::test
