@@ -2,7 +2,7 @@
 // both backends refuse the same inputs with the same messages, before anything is written:
 //   positive extents (config_error), projection inputs x: [batch, tokens, in] -> out: [.., out]
 //   (shape_error), RoPE arguments and rows, KVCache shapes and writes, attention configs, inputs and
-//   cache positions (range_error for positions).
+//   cache positions (range_error for positions), and the q, k, v of the training self-attention.
 #pragma once
 
 #include "llamablocks/core/config.hpp"
@@ -149,6 +149,20 @@ void check_causal_attention(const char* where, const TensorView<const T, 4>& q,
   require<range_error>(start_pos >= 0 && tokens <= cache.length() - start_pos, where,
                        ": start_pos ", start_pos, " + tokens ", tokens,
                        " exceeds the cache length ", cache.length());
+}
+
+/// Training self-attention: q: [batch, tokens, n_heads, head_dim], k and v: [batch, tokens,
+/// n_kv_heads, head_dim], contiguous, n_heads a multiple of n_kv_heads ≥ 1.
+template <class T>
+void check_self_attention(const char* where, const TensorView<const T, 4>& q,
+                          const TensorView<const T, 4>& k, const TensorView<const T, 4>& v) {
+  expect_shape(where, "q", q, q.shape());
+  const index_t n_kv_heads = k.shape(2);
+  require<shape_error>(n_kv_heads >= 1 && q.shape(2) % n_kv_heads == 0, where, ": n_heads (",
+                       q.shape(2), ") of q must be a multiple of n_kv_heads (", n_kv_heads,
+                       ") of k");
+  expect_shape(where, "k", k, {q.shape(0), q.shape(1), n_kv_heads, q.shape(3)});
+  expect_shape(where, "v", v, k.shape());
 }
 
 }  // namespace detail

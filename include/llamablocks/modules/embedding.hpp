@@ -8,7 +8,7 @@
 //   Embedding(index_t vocab_size, index_t dim)
 //   Parameter<T, 2, Backend>& weight()
 //   void forward(Context<Backend>&, TensorView<const std::int32_t, 2> tokens, TensorView<T, 3> out) const
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void enable_grad(), zero_grad()                      weight().grad(), accumulated by backward
 //   void forward(ctx, tokens, out, Activations&) const   as forward, keeping the ids
 //   void backward(ctx, const Activations&, TensorView<const T, 3> d_out)   scatter-add into grad()

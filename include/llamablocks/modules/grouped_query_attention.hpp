@@ -17,7 +17,7 @@
 //                index_t start_pos, TensorView<T, 3> out)
 //     start_pos must be <= cache.length() (rewinding overwrites the cache from there) and
 //     start_pos + tokens <= max_seq_len; a call that throws leaves the cache and out untouched.
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void enable_grad(), zero_grad()           gradients of wq, wk, wv, wo, accumulated by backward
 //   void forward(ctx, x, out, Activations&)   whole sequences from position 0, causal, no cache
 //   void backward(ctx, const Activations&, TensorView<const T, 3> d_out, TensorView<T, 3> d_x)

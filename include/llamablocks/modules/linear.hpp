@@ -8,7 +8,7 @@
 //   Parameter<T, 2, Backend>& weight()      zeros until loaded; assign() another parameter's
 //                                           share() to tie it (e.g. to the token embedding)
 //   void forward(Context<Backend>&, TensorView<const T, 3> x, TensorView<T, 3> out) const
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void enable_grad(), zero_grad()                 weight().grad(), accumulated by backward
 //   void forward(ctx, x, out, Activations&) const   as forward, keeping x
 //   void backward(ctx, const Activations&, TensorView<const T, 3> d_out, TensorView<T, 3> d_x)

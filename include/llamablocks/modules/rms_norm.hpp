@@ -9,7 +9,7 @@
 //   Parameter<T, 1, Backend>& weight()              γ, initialized to ones
 //   void forward(Context<Backend>&, TensorView<const T, 3> x, TensorView<T, 3> out) const
 //     out may alias x exactly (in place); any other overlap is refused.
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void enable_grad(), zero_grad()                 weight().grad(), accumulated by backward
 //   void forward(ctx, x, out, Activations&) const   as forward, keeping x
 //   void backward(ctx, const Activations&, TensorView<const T, 3> d_out, TensorView<T, 3> d_x)

@@ -20,7 +20,7 @@
 //                   RopeLayout layout, RopeScaling scaling = {})     or   (const ModelConfig&)
 //   void apply(Context<Backend>&, TensorView<T, 4> x, index_t start_pos, Formulation = {}) const
 //   const std::vector<double>& inv_freq() const                         θ_j after scaling
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void backward(Context<Backend>&, TensorView<T, 4> grad, index_t start_pos) const
 //     d_x = R_mᵀ d_out in place: every pair rotated by −m·θ_j; nothing is saved by the forward.
 #pragma once

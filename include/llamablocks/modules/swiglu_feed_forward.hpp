@@ -8,7 +8,7 @@
 //   Parameter<T, 2, Backend>& w1(), w2(), w3()
 //   void forward(Context<Backend>&, TensorView<const T, 3> x, TensorView<T, 3> out)
 //     (not const: the module keeps grow-only scratch so repeated calls allocate nothing)
-// Training (cpu, docs/training.md):
+// Training (cpu and cuda, docs/training.md):
 //   void enable_grad(), zero_grad()           gradients of w1, w2, w3, accumulated by backward
 //   void forward(ctx, x, out, Activations&)   as forward, keeping x, gate and up
 //   void backward(ctx, const Activations&, TensorView<const T, 3> d_out, TensorView<T, 3> d_x)

@@ -29,6 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace llamablocks {
@@ -64,15 +65,20 @@ struct AdamWConfig {
 enum class WeightDecay { apply, none };
 
 /// The usual rule: matrices (projections, embeddings) decay, norm gains (rank 1) do not.
-template <class T, int Rank>
-WeightDecay default_weight_decay(const Parameter<T, Rank, cpu>&) {
+template <class T, int Rank, class Backend>
+WeightDecay default_weight_decay(const Parameter<T, Rank, Backend>&) {
   return Rank >= 2 ? WeightDecay::apply : WeightDecay::none;
 }
 
-/// AdamW over a list of host parameters of any rank (see the header comment).
-/// \tparam T element type of the weights, gradients and moments.
-template <class T>
+/// AdamW over a list of host parameters of any rank (see the header comment). This primary template
+/// is the cpu optimizer; AdamW<T, cuda> (backends/cuda/optimizer.cuh) updates device parameters.
+/// \tparam T       element type of the weights, gradients and moments.
+/// \tparam Backend cpu here.
+template <class T, class Backend = cpu>
 class AdamW {
+  static_assert(std::is_same_v<Backend, cpu>,
+                "AdamW: no specialization for this backend; include llamablocks/cuda.cuh for cuda");
+
  public:
   /// \param config checked here; throws config_error naming an invalid field.
   explicit AdamW(const AdamWConfig& config) : config_(config) { config_.validate(); }
@@ -207,9 +213,9 @@ class AdamW {
 };
 
 /// Adds every parameter of `block` with default_weight_decay: the seven matrices decay, the two
-/// norm gains do not. Needs the cpu modules (llamablocks.hpp, or their backends/cpu headers).
-template <class T>
-void add_parameters(AdamW<T>& optimizer, LlamaBlock<cpu, T>& block) {
+/// norm gains do not. Needs the backend's modules (llamablocks.hpp or cuda.cuh).
+template <class T, class Backend>
+void add_parameters(AdamW<T, Backend>& optimizer, LlamaBlock<Backend, T>& block) {
   optimizer.add(block.attention_norm().weight());
   optimizer.add(block.attention().wq());
   optimizer.add(block.attention().wk());

@@ -1,5 +1,7 @@
-// ParameterRef<T>: a non-owning, rank-erased handle on a host Parameter<T, Rank, cpu>, so that an
-// optimizer can hold the norm gains (Rank 1) and the matrices (Rank 2) of a model in one list.
+// ParameterRef<T, Backend>: a non-owning, rank-erased handle on a Parameter<T, Rank, Backend> (host
+// parameters by default; cuda ones for the device optimizer in backends/cuda/optimizer.cuh), so
+// that an optimizer can hold the norm gains (Rank 1) and the matrices (Rank 2) of a model in one
+// list.
 //
 // Why type erasure and not a visitor: AdamW, clipping and initialization treat every parameter as
 // a flat array of size() elements; the rank only matters for its name and its shape. A handle of
@@ -34,9 +36,9 @@ struct ParameterAccess {
   T* (*grad)(void*);  // throws config_error without a gradient
 };
 
-template <class T, int Rank>
+template <class T, int Rank, class Backend>
 const ParameterAccess<T>& parameter_access() {
-  using P = Parameter<T, Rank, cpu>;
+  using P = Parameter<T, Rank, Backend>;
   static const ParameterAccess<T> access{
       [](const void* p) -> const std::string& { return static_cast<const P*>(p)->name(); },
       [](const void* p) { return static_cast<const P*>(p)->size(); },
@@ -58,15 +60,16 @@ const ParameterAccess<T>& parameter_access() {
 
 }  // namespace detail
 
-/// A rank-erased reference to a Parameter<T, Rank, cpu> (see the header comment).
-/// \tparam T element type of the weight and its gradient.
-template <class T>
+/// A rank-erased reference to a Parameter<T, Rank, Backend> (see the header comment).
+/// \tparam T       element type of the weight and its gradient.
+/// \tparam Backend whose memory holds them; data() and grad() point there.
+template <class T, class Backend = cpu>
 class ParameterRef {
  public:
-  /// \param parameter a host parameter of any rank; it must outlive the reference.
+  /// \param parameter a parameter of any rank; it must outlive the reference.
   template <int Rank>
-  ParameterRef(Parameter<T, Rank, cpu>& parameter)  // NOLINT: implicit, to build lists with {}
-      : object_(&parameter), access_(&detail::parameter_access<T, Rank>()) {}
+  ParameterRef(Parameter<T, Rank, Backend>& parameter)  // NOLINT: implicit, to build lists with {}
+      : object_(&parameter), access_(&detail::parameter_access<T, Rank, Backend>()) {}
 
   const std::string& name() const { return access_->name(object_); }
   index_t size() const { return access_->size(object_); }

@@ -140,18 +140,6 @@ void causal_probabilities(const QueryMap& q_head, const KeyMap& k_head, T scale,
   }
 }
 
-template <class T>
-void check_self_attention(const char* where, const TensorView<const T, 4>& q,
-                          const TensorView<const T, 4>& k, const TensorView<const T, 4>& v) {
-  expect_shape(where, "q", q, q.shape());
-  const index_t n_kv_heads = k.shape(2);
-  require<shape_error>(n_kv_heads >= 1 && q.shape(2) % n_kv_heads == 0, where, ": n_heads (",
-                       q.shape(2), ") of q must be a multiple of n_kv_heads (", n_kv_heads,
-                       ") of k");
-  expect_shape(where, "k", k, {q.shape(0), q.shape(1), n_kv_heads, q.shape(3)});
-  expect_shape(where, "v", v, k.shape());
-}
-
 /// Scratch of the training attention: per thread, `blocks` [tokens, tokens] matrices.
 inline Shape<2> self_attention_scratch_shape(const Context<cpu>& ctx, index_t tokens, index_t blocks) {
   return {ctx.num_threads(), blocks * tokens * tokens};

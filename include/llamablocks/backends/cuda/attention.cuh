@@ -40,13 +40,6 @@ inline constexpr int attention_block_rows = attention_warps * attention_rows_per
 inline constexpr int attention_max_head_dim = 256;
 inline constexpr int attention_max_splits = 32;
 
-__device__ inline float warp_max(float value) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2)
-    value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  return value;
-}
-
 /// Shape of one attention call, as the kernels see it.
 struct AttentionGeometry {
   int tokens;          // query tokens per sequence

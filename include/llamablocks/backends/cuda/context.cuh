@@ -155,6 +155,16 @@ class Context<cuda> {
 
 namespace detail {
 
+/// dst[0 .. count) = src[0 .. count), device to device, on ctx's stream (asynchronous). What a
+/// training forward keeps of its inputs (SavedTensor) is copied with it.
+template <class T>
+void copy_on_stream(const Context<cuda>& ctx, T* destination, const T* source, index_t count) {
+  if (count == 0) return;
+  LLAMABLOCKS_CUDA_CHECK(cudaMemcpyAsync(destination, source,
+                                         static_cast<std::size_t>(count) * sizeof(T),
+                                         cudaMemcpyDeviceToDevice, ctx.stream()));
+}
+
 /// Device memory of the current CUDA device, 256-byte aligned (cudaMalloc's guarantee), so that
 /// every tensor allows 16-byte vector access from its first element.
 template <>

@@ -1,5 +1,5 @@
 // Device-side helpers shared by the cuda kernels: the element types the backend accepts, their
-// float conversions, 16-byte vectors of them, and a block-wide sum.
+// float conversions, 16-byte vectors of them, and block-wide sums and maxima.
 //   float accumulation for every storage type: float, __half, __nv_bfloat16
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <cuda_fp16.h>
 
 #include <climits>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -69,7 +70,9 @@ __device__ inline float warp_sum(float value) {
 }
 
 /// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread returns the total.
-/// Contains __syncthreads(): every thread of the block must call it.
+/// Contains __syncthreads(): every thread of the block must call it. Two calls in one kernel need a
+/// __syncthreads() between them (the second would overwrite warp_totals while some threads may
+/// still be reading the first).
 __device__ inline float block_sum(float value) {
   __shared__ float warp_totals[32];
   const int lane = static_cast<int>(threadIdx.x) % 32;
@@ -80,6 +83,30 @@ __device__ inline float block_sum(float value) {
   __syncthreads();
   float total = lane < warps ? warp_totals[lane] : 0.0f;
   total = warp_sum(total);
+  return total;
+}
+
+/// Maximum over a warp; every lane returns it.
+__device__ inline float warp_max(float value) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2)
+    value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
+  return value;
+}
+
+/// Maximum over the block (blockDim.x a multiple of 32, at most 1024); every thread returns it.
+/// Contains __syncthreads(); like block_sum, two calls in a row need a __syncthreads() between
+/// them, since the second may overwrite the per-warp slots before every thread has read the first.
+__device__ inline float block_max(float value) {
+  __shared__ float warp_maxima[32];
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int warps = static_cast<int>(blockDim.x) / 32;
+  value = warp_max(value);
+  if (lane == 0) warp_maxima[warp] = value;
+  __syncthreads();
+  float total = lane < warps ? warp_maxima[lane] : -INFINITY;
+  total = warp_max(total);
   return total;
 }
 
