@@ -88,8 +88,8 @@ inline index_t gemm_amx_scratch_bytes(index_t m, index_t k, index_t threads) {
 /// 32 × 32 block of float32 sums.
 inline index_t gemm_bf16_thread_bytes(index_t panel_bytes) { return 2 * panel_bytes + 4096; }
 
-/// Bytes of scratch gemm_bf16_amx (or gemm_bf16_avx512) needs for m tokens of k columns on `threads` threads: x packed
-/// in pairs of 16-token tiles, and each thread's part.
+/// Bytes of scratch gemm_bf16_amx (or gemm_bf16_avx512) needs for m tokens of k columns on
+/// `threads` threads: x packed in pairs of 16-token tiles, and each thread's part.
 inline index_t gemm_bf16_scratch_bytes(index_t m, index_t k, index_t threads) {
   const index_t panel_bytes = (k + 31) / 32 * 1024;
   const index_t x_pairs = (m + 2 * amx_tile_rows - 1) / (2 * amx_tile_rows);
@@ -234,14 +234,15 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_amx_store_block(const float* block, f
   }
 }
 
-/// The work of the AMX GEMMs (and of gemm_bf16_avx512) around their micro-kernels: x packed in pairs of 16-token tiles
-/// (pack_x(row0, rows, out), rows 0 for the padding tile of an odd count), shared by the
-/// threads; the pairs of 16-row panels of W split into one contiguous range per thread, each pair
-/// packed (pack_w(row0, rows, out)) once and multiplied with every pair of x tiles
-/// (kernel(x_pair, w_pair, y block, rows, cols, thread scratch)), the next pair's rows of W
+/// The work of the AMX GEMMs (and of gemm_bf16_avx512) around their micro-kernels: x packed in
+/// pairs of 16-token tiles (pack_x(row0, rows, out), rows 0 for the padding tile of an odd count),
+/// shared by the threads; the pairs of 16-row panels of W split into one contiguous range per
+/// thread, each pair packed (pack_w(row0, rows, out)) once and multiplied with every pair of x
+/// tiles (kernel(x_pair, w_pair, y block, rows, cols, thread scratch)), the next pair's rows of W
 /// prefetched into L2 meanwhile, a part per pair of x tiles. Each thread calls `configure` before
-/// its pairs and `release` after them (the AMX tile configuration; nothing for vdpbf16ps). Scratch: 64 bytes of
-/// alignment, the packed x, then `thread_bytes` per thread, the two packed panels of W first.
+/// its pairs and `release` after them (the AMX tile configuration; nothing for vdpbf16ps).
+/// Scratch: 64 bytes of alignment, the packed x, then `thread_bytes` per thread, the two packed
+/// panels of W first.
 template <class Configure, class Release, class PackX, class PackW, class Kernel>
 void gemm_pairs_run(const Context<cpu>& ctx, index_t m, const PackedMatrixView& w, float* y, index_t ldy,
                     index_t panel_bytes, index_t thread_bytes, std::uint8_t* scratch,
@@ -381,7 +382,7 @@ LLAMABLOCKS_TARGET_AVX512 inline __m256i round_to_bf16_avx512(__m512 values) {
 /// Packs rows row0 .. row0 + rows - 1 (rows <= 16) of x (float32, ldx apart, k columns) into out:
 /// per 32 depths, the A tile (16 rows of 32 bfloat16); rows past `rows` and depths past k zero.
 LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_pack_x(const float* x, index_t ldx, index_t rows,
-                                                           index_t k, std::uint8_t* out) {
+                                                       index_t k, std::uint8_t* out) {
   for (index_t p = 0; p < k; p += 32) {
     auto* tile = reinterpret_cast<std::uint16_t*>(out + p / 32 * 1024);
     const index_t depth = std::min<index_t>(32, k - p);
@@ -403,7 +404,7 @@ LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_pack_x(const float* x, index_t l
 /// 32 values are 16 32-bit lanes each, and their transpose is the tile. Rows past `rows` and
 /// depths past k are zero.
 LLAMABLOCKS_TARGET_AVX512 inline void gemm_bf16_pack_w(const PackedMatrixView& w, index_t row0,
-                                                           index_t rows, std::uint8_t* out) {
+                                                       index_t rows, std::uint8_t* out) {
   const index_t k = w.cols;
   for (index_t p = 0; p < k; p += 32) {
     const index_t depth = std::min<index_t>(32, k - p);

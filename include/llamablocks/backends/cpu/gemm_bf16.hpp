@@ -8,7 +8,8 @@
 // vdpbf16ps acc, a, b adds, in each of its 16 float32 lanes l, a[2l]·b[2l] + a[2l+1]·b[2l+1] to
 // acc[l]: the two products of bfloat16 values are exact in float32 and are added one after the
 // other, rounded to nearest even, denormal inputs and results flushed to zero. One instruction is
-// 32 multiply-adds, twice an FMA's 16, at the FMA's throughput.
+// 32 multiply-adds, twice an FMA's 16; how many issue per cycle depends on the core (on Emerald
+// Rapids one per two cycles, against two FMAs per cycle: docs/packed_weights.md).
 //
 // Layouts: those of gemm_bf16_amx (gemm_amx.hpp), whose packing and driver this GEMM shares.
 //   - A packed tile of x: per 32 depths, 16 rows of 32 bfloat16 values (64 bytes a row); 32-bit
