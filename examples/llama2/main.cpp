@@ -76,6 +76,7 @@ struct Options {
   bool print_ids = false;
   std::optional<WeightType> weights;  // --weights; unset: GGUF as stored, others float32
   std::int64_t ctx = 0;  // GGUF, HF: cap on max_seq_len; 0 = the default, 2048
+  bool bf16_activations = false;  // --bf16-activations: Context<cpu>::set_bf16_activations
 };
 
 bool is_gguf(const std::string& path) {
@@ -109,7 +110,9 @@ void print_usage() {
       "  --ctx <int>          GGUF, HF: max_seq_len = min(context length, N), default 2048\n"
       "  --weights <type>     f32|f16|bf16|q8_0: store the projections so (default: GGUF as\n"
       "                       stored where f16/bf16/q8_0, else f32)\n"
-      "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n",
+      "  --prompt-tokens <int> random mode without -z: random prompt length, default 32\n"
+      "  --bf16-activations   cpu, bf16 weights: let the prompt's products round x to bfloat16\n"
+      "                       (AMX-BF16 tiles or vdpbf16ps where the CPU has them; off: exact)\n",
       stderr);
 }
 
@@ -197,6 +200,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--weights") options.weights = parse_weight_type(value());
     else if (flag == "--shape") options.shape_name = value();
     else if (flag == "--prompt-tokens") options.prompt_tokens = parse_number<index_t>(flag, value());
+    else if (flag == "--bf16-activations") options.bf16_activations = true;
     else usage("unknown flag " + flag);
   }
   // A bare --shape (the first version's interface) means the random mode.
@@ -484,7 +488,10 @@ class CpuRunner final : public llama2::Runner {
   CpuRunner(Context<cpu> ctx, llama2::LlamaModel<cpu>& model, int threads)
       : ctx_(std::move(ctx)), model_(model), threads_(threads) {}
   const ModelConfig& config() const override { return model_.config(); }
-  std::string device() const override { return "cpu (" + std::to_string(threads_) + " threads)"; }
+  std::string device() const override {
+    return "cpu (" + std::to_string(threads_) + " threads" +
+           (ctx_.bf16_activations() ? ", bf16 activations in the prompt's products" : "") + ")";
+  }
   void forward(const TensorView<const std::int32_t, 2>& tokens, index_t start_pos,
                const TensorView<float, 2>& logits) override {
     model_.forward(ctx_, tokens, start_pos, logits);
@@ -517,9 +524,12 @@ int main(int argc, char** argv) {
     }
     if (options.weights)
       usage("--weights packs the projections for the cpu kernels; the cuda backend runs float32");
+    if (options.bf16_activations)
+      usage("--bf16-activations is for the cpu kernels (Context<cuda>::set_tf32 is cuda's choice)");
   }
   try {
     Context<cpu> ctx(options.threads);
+    ctx.set_bf16_activations(options.bf16_activations);
     std::unique_ptr<llama2::LlamaModel<cpu>> model;
     const bool gguf = is_gguf(options.model_path);
     const bool hf = !gguf && std::filesystem::is_directory(options.model_path);
