@@ -2,11 +2,14 @@
 // both backends refuse the same inputs with the same messages, before anything is written:
 //   positive extents (config_error), projection inputs x: [batch, tokens, in] -> out: [.., out]
 //   (shape_error), RoPE arguments and rows, KVCache shapes and writes, attention configs, inputs and
-//   cache positions (range_error for positions), and the q, k, v of the training self-attention.
+//   cache positions (range_error for positions), the q, k, v of the training self-attention, and
+//   the arguments of every backward (a training forward saved, from a module of this shape; d_out
+//   and d_x of its shape, disjoint).
 #pragma once
 
 #include "llamablocks/core/config.hpp"
 #include "llamablocks/core/error.hpp"
+#include "llamablocks/core/saved_tensor.hpp"
 #include "llamablocks/core/tensor.hpp"
 
 #include <cmath>
@@ -163,6 +166,84 @@ void check_self_attention(const char* where, const TensorView<const T, 4>& q,
                        ") of k");
   expect_shape(where, "k", k, {q.shape(0), q.shape(1), n_kv_heads, q.shape(3)});
   expect_shape(where, "v", v, k.shape());
+}
+
+/// d_out: [batch, tokens, out_features] and d_x: x_shape (the saved x's), disjoint unless
+/// `in_place` allows d_x to be d_out itself (same data, then of the same shape).
+template <class T>
+void check_backward_io(const char* where, const Shape<3>& x_shape, index_t out_features,
+                       const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x,
+                       bool in_place = false) {
+  expect_shape(where, "d_out", d_out, {x_shape[0], x_shape[1], out_features});
+  expect_shape(where, "d_x", d_x, x_shape);
+  if (!in_place || static_cast<const void*>(d_x.data()) != static_cast<const void*>(d_out.data()))
+    expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+}
+
+/// RMSNorm's backward (either backend): a training forward saved x: [batch, tokens, dim]; d_out
+/// and d_x of that shape, d_x disjoint from d_out or d_out itself. Returns the saved x's shape.
+template <class Activations, class T>
+Shape<3> check_rms_norm_backward(const char* where, const Activations& activations, index_t dim,
+                                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
+  expect_saved(where, activations.x);
+  const Shape<3> x_shape = activations.x.shape();
+  require<shape_error>(x_shape[2] == dim, where, ": activations hold x of shape ", format_shape(x_shape),
+                       ", not from an RMSNorm with dim = ", dim);
+  check_backward_io(where, x_shape, dim, d_out, d_x, /*in_place=*/true);
+  return x_shape;
+}
+
+/// Linear's backward: a training forward saved x: [batch, tokens, in_features]; d_out: [batch,
+/// tokens, out_features], d_x: x's shape, disjoint. Returns the saved x's shape.
+template <class Activations, class T>
+Shape<3> check_linear_backward(const char* where, const Activations& activations, index_t in_features,
+                               index_t out_features, const TensorView<const T, 3>& d_out,
+                               const TensorView<T, 3>& d_x) {
+  expect_saved(where, activations.x);
+  const Shape<3> x_shape = activations.x.shape();
+  require<shape_error>(x_shape[2] == in_features, where, ": activations hold x of shape ",
+                       format_shape(x_shape), ", not from a Linear with in_features = ", in_features);
+  check_backward_io(where, x_shape, out_features, d_out, d_x);
+  return x_shape;
+}
+
+/// SwiGLUFeedForward's backward: a training forward saved x: [batch, tokens, dim] and gate:
+/// [batch·tokens, ffn_hidden_dim]; d_out and d_x of x's shape, disjoint. Returns x's shape.
+template <class Activations, class T>
+Shape<3> check_swiglu_backward(const char* where, const Activations& activations, index_t dim,
+                               index_t ffn_hidden_dim, const TensorView<const T, 3>& d_out,
+                               const TensorView<T, 3>& d_x) {
+  expect_saved(where, activations.x);
+  const Shape<3> x_shape = activations.x.shape();
+  const index_t rows = x_shape[0] * x_shape[1];
+  require<shape_error>(
+      x_shape[2] == dim && activations.gate.shape() == Shape<2>{rows, ffn_hidden_dim}, where,
+      ": activations hold x of shape ", format_shape(x_shape), " and gate of shape ",
+      format_shape(activations.gate.shape()), ", not from a SwiGLUFeedForward with dim = ", dim,
+      ", ffn_hidden_dim = ", ffn_hidden_dim);
+  check_backward_io(where, x_shape, dim, d_out, d_x);
+  return x_shape;
+}
+
+/// GroupedQueryAttention's backward: a training forward saved x: [batch, tokens, dim], q after
+/// RoPE: [batch, tokens, n_heads, head_dim] and k: [batch, tokens, n_kv_heads, head_dim]; d_out
+/// and d_x of x's shape, disjoint. Returns x's shape.
+template <class Activations, class T>
+Shape<3> check_attention_backward(const char* where, const Activations& activations, index_t dim,
+                                  index_t n_heads, index_t n_kv_heads, index_t head_dim,
+                                  const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
+  expect_saved(where, activations.x);
+  const Shape<3> x_shape = activations.x.shape();
+  const index_t batch = x_shape[0], tokens = x_shape[1];
+  require<shape_error>(
+      x_shape[2] == dim && activations.q.shape() == Shape<4>{batch, tokens, n_heads, head_dim} &&
+          activations.k.shape() == Shape<4>{batch, tokens, n_kv_heads, head_dim},
+      where, ": activations hold x of shape ", format_shape(x_shape), ", q of shape ",
+      format_shape(activations.q.shape()), " and k of shape ", format_shape(activations.k.shape()),
+      ", not from a GroupedQueryAttention with dim ", dim, ", n_heads ", n_heads, ", n_kv_heads ",
+      n_kv_heads, ", head_dim ", head_dim);
+  check_backward_io(where, x_shape, dim, d_out, d_x);
+  return x_shape;
 }
 
 }  // namespace detail

@@ -130,20 +130,10 @@ class GroupedQueryAttention<cpu, T> : public detail::AttentionWeights<cpu, T> {
   void backward(const Context<cpu>& ctx, const Activations& activations,
                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
     const char* where = "GroupedQueryAttention::backward";
-    detail::expect_saved(where, activations.x);
-    const Shape<3> x_shape = activations.x.shape();
+    const Shape<3> x_shape = detail::check_attention_backward(where, activations, dim_, n_heads_,
+                                                              n_kv_heads_, head_dim_, d_out, d_x);
     const index_t batch = x_shape[0];
     const index_t tokens = x_shape[1];
-    detail::require<shape_error>(
-        x_shape[2] == dim_ && activations.q.shape() == Shape<4>{batch, tokens, n_heads_, head_dim_} &&
-            activations.k.shape() == Shape<4>{batch, tokens, n_kv_heads_, head_dim_},
-        where, ": activations hold x of shape ", detail::format_shape(x_shape), ", q of shape ",
-        detail::format_shape(activations.q.shape()), " and k of shape ",
-        detail::format_shape(activations.k.shape()), ", not from a GroupedQueryAttention with dim ",
-        dim_, ", n_heads ", n_heads_, ", n_kv_heads ", n_kv_heads_, ", head_dim ", head_dim_);
-    detail::expect_shape(where, "d_out", d_out, x_shape);
-    detail::expect_shape(where, "d_x", d_x, x_shape);
-    detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
     const TensorView<const T, 2> wq = wq_.view();
     const TensorView<const T, 2> wk = wk_.view();
     const TensorView<const T, 2> wv = wv_.view();

@@ -6,6 +6,7 @@
 
 #include "llamablocks/backends/cpu/context.hpp"
 #include "llamablocks/backends/cpu/eigen.hpp"
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/norm_checks.hpp"
 #include "llamablocks/core/parameter.hpp"
 #include "llamablocks/core/saved_tensor.hpp"
@@ -125,16 +126,7 @@ class RMSNorm<cpu, T> {
   /// forward into `activations`; throws before writing anything otherwise.
   void backward(const Context<cpu>& ctx, const Activations& activations,
                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
-    const char* where = "RMSNorm::backward";
-    detail::expect_saved(where, activations.x);
-    const Shape<3> x_shape = activations.x.shape();
-    detail::require<shape_error>(x_shape[2] == dim_, where, ": activations hold x of shape ",
-                                 detail::format_shape(x_shape), ", not from an RMSNorm with dim = ",
-                                 dim_);
-    detail::expect_shape(where, "d_out", d_out, x_shape);
-    detail::expect_shape(where, "d_x", d_x, x_shape);
-    if (static_cast<const void*>(d_x.data()) != static_cast<const void*>(d_out.data()))
-      detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+    const Shape<3> x_shape = detail::check_rms_norm_backward("RMSNorm::backward", activations, dim_, d_out, d_x);
     const TensorView<T, 1> d_weight = weight_.grad();
     const index_t rows = x_shape[0] * x_shape[1];
     rms_norm_backward<T>(ctx, reshape<2>(activations.x.view(), {rows, dim_}), weight_.view(),

@@ -158,14 +158,8 @@ class Linear<cuda, T> {
   void backward(const Context<cuda>& ctx, const Activations& activations,
                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
     const char* where = "Linear<cuda>::backward";
-    detail::expect_saved(where, activations.x);
-    const Shape<3> x_shape = activations.x.shape();
-    detail::require<shape_error>(x_shape[2] == in_features(), where, ": activations hold x of shape ",
-                                 detail::format_shape(x_shape), ", not from a Linear with in_features = ",
-                                 in_features());
-    detail::expect_shape(where, "d_out", d_out, {x_shape[0], x_shape[1], out_features()});
-    detail::expect_shape(where, "d_x", d_x, x_shape);
-    detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+    const Shape<3> x_shape =
+        detail::check_linear_backward(where, activations, in_features(), out_features(), d_out, d_x);
     const TensorView<const T, 2> weight = weight_.view();
     const TensorView<T, 2> d_weight = weight_.grad();
     const index_t rows = x_shape[0] * x_shape[1];

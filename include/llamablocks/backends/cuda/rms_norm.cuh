@@ -15,6 +15,7 @@
 // scratch, and rms_norm_gain_finish adds the chunks in order into d_γ (one rounding to T).
 #pragma once
 
+#include "llamablocks/core/module_checks.hpp"
 #include "llamablocks/core/norm_checks.hpp"
 #include "llamablocks/backends/cuda/context.cuh"
 #include "llamablocks/backends/cuda/device_utils.cuh"
@@ -327,16 +328,7 @@ class RMSNorm<cuda, T> {
   /// Asynchronous on ctx's stream.
   void backward(const Context<cuda>& ctx, const Activations& activations,
                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
-    const char* where = "RMSNorm<cuda>::backward";
-    detail::expect_saved(where, activations.x);
-    const Shape<3> x_shape = activations.x.shape();
-    detail::require<shape_error>(x_shape[2] == dim_, where, ": activations hold x of shape ",
-                                 detail::format_shape(x_shape), ", not from an RMSNorm with dim = ",
-                                 dim_);
-    detail::expect_shape(where, "d_out", d_out, x_shape);
-    detail::expect_shape(where, "d_x", d_x, x_shape);
-    if (static_cast<const void*>(d_x.data()) != static_cast<const void*>(d_out.data()))
-      detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
+    const Shape<3> x_shape = detail::check_rms_norm_backward("RMSNorm<cuda>::backward", activations, dim_, d_out, d_x);
     const TensorView<T, 1> d_weight = weight_.grad();
     const index_t rows = x_shape[0] * x_shape[1];
     rms_norm_backward<T>(ctx, reshape<2>(activations.x.view(), {rows, dim_}), weight_.view(),

@@ -105,17 +105,9 @@ class SwiGLUFeedForward<cuda, T> : public detail::FeedForwardWeights<cuda, T> {
   void backward(const Context<cuda>& ctx, const Activations& activations,
                 const TensorView<const T, 3>& d_out, const TensorView<T, 3>& d_x) {
     const char* where = "SwiGLUFeedForward<cuda>::backward";
-    detail::expect_saved(where, activations.x);
-    const Shape<3> x_shape = activations.x.shape();
+    const Shape<3> x_shape =
+        detail::check_swiglu_backward(where, activations, dim(), ffn_hidden_dim(), d_out, d_x);
     const index_t rows = x_shape[0] * x_shape[1];
-    detail::require<shape_error>(
-        x_shape[2] == dim() && activations.gate.shape() == Shape<2>{rows, ffn_hidden_dim()},
-        where, ": activations hold x of shape ", detail::format_shape(x_shape), " and gate of shape ",
-        detail::format_shape(activations.gate.shape()), ", not from a SwiGLUFeedForward with dim = ",
-        dim(), ", ffn_hidden_dim = ", ffn_hidden_dim());
-    detail::expect_shape(where, "d_out", d_out, x_shape);
-    detail::expect_shape(where, "d_x", d_x, x_shape);
-    detail::expect_disjoint(where, "d_out", d_out, "d_x", d_x);
     detail::checked_int(where, "rows", rows);
     const TensorView<const T, 2> w1 = w1_.view();
     const TensorView<const T, 2> w2 = w2_.view();
