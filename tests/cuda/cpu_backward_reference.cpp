@@ -1,4 +1,5 @@
 #include "cpu_backward_reference.hpp"
+#include "cpu_layer_loading.hpp"
 
 #include "llamablocks/llamablocks.hpp"
 
@@ -11,23 +12,6 @@ namespace {
 template <class T, int Rank>
 void copy_out(const TensorView<const T, Rank>& source, T* destination) {
   if (destination != nullptr) std::copy_n(source.data(), source.size(), destination);
-}
-
-template <class Attention>
-void load_attention(Attention& attention, const LayerShape& s, const LayerWeights& w) {
-  const std::int64_t q_width = s.n_heads * s.head_dim;
-  const std::int64_t kv_width = s.n_kv_heads * s.head_dim;
-  attention.wq().copy_from(TensorView<const float, 2>(w.wq, {q_width, s.dim}));
-  attention.wk().copy_from(TensorView<const float, 2>(w.wk, {kv_width, s.dim}));
-  attention.wv().copy_from(TensorView<const float, 2>(w.wv, {kv_width, s.dim}));
-  attention.wo().copy_from(TensorView<const float, 2>(w.wo, {s.dim, q_width}));
-}
-
-template <class FeedForward>
-void load_feed_forward(FeedForward& feed_forward, const LayerShape& s, const LayerWeights& w) {
-  feed_forward.w1().copy_from(TensorView<const float, 2>(w.w1, {s.ffn_hidden_dim, s.dim}));
-  feed_forward.w2().copy_from(TensorView<const float, 2>(w.w2, {s.dim, s.ffn_hidden_dim}));
-  feed_forward.w3().copy_from(TensorView<const float, 2>(w.w3, {s.ffn_hidden_dim, s.dim}));
 }
 
 template <class Attention>

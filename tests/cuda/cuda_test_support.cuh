@@ -94,6 +94,14 @@ std::vector<double> widen(const std::vector<T>& values) {
   return out;
 }
 
+/// `count` elements of device memory, copied back and widened to double.
+template <class T>
+std::vector<double> read_device(const T* device, index_t count) {
+  std::vector<T> host(static_cast<std::size_t>(count));
+  detail::allocator<cuda>::copy_to_host(host.data(), device, host.size() * sizeof(T));
+  return widen(host);
+}
+
 /// The T values as float, for the cpu (float) reference.
 template <class T>
 std::vector<float> narrow_to_float(const std::vector<T>& values) {

@@ -32,13 +32,6 @@ namespace {
 
 using lb::cuda;
 
-template <class T>
-std::vector<double> read_device(const T* device, index_t count) {
-  std::vector<T> host(static_cast<std::size_t>(count));
-  lb::detail::allocator<cuda>::copy_to_host(host.data(), device, host.size() * sizeof(T));
-  return widen(host);
-}
-
 template <class T, int Rank>
 std::vector<double> read_grad(const lb::Parameter<T, Rank, cuda>& parameter) {
   return read_device(parameter.grad().data(), parameter.size());

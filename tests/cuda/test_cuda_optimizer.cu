@@ -27,13 +27,6 @@ namespace {
 using lb::cuda;
 
 template <class T>
-std::vector<double> read_device(const T* device, index_t count) {
-  std::vector<T> host(static_cast<std::size_t>(count));
-  lb::detail::allocator<cuda>::copy_to_host(host.data(), device, host.size() * sizeof(T));
-  return widen(host);
-}
-
-template <class T>
 void set_grad(T* device, const std::vector<T>& host) {
   lb::detail::allocator<cuda>::copy_from_host(device, host.data(), host.size() * sizeof(T));
 }

@@ -168,6 +168,22 @@ void check_self_attention(const char* where, const TensorView<const T, 4>& q,
   expect_shape(where, "v", v, k.shape());
 }
 
+/// causal_self_attention_backward (either backend): q, k, v as check_self_attention; out, d_out
+/// and d_q of q's shape, d_k and d_v of k's.
+template <class T>
+void check_self_attention_backward(const char* where, const TensorView<const T, 4>& q,
+                                   const TensorView<const T, 4>& k, const TensorView<const T, 4>& v,
+                                   const TensorView<const T, 4>& out,
+                                   const TensorView<const T, 4>& d_out, const TensorView<T, 4>& d_q,
+                                   const TensorView<T, 4>& d_k, const TensorView<T, 4>& d_v) {
+  check_self_attention(where, q, k, v);
+  expect_shape(where, "out", out, q.shape());
+  expect_shape(where, "d_out", d_out, q.shape());
+  expect_shape(where, "d_q", d_q, q.shape());
+  expect_shape(where, "d_k", d_k, k.shape());
+  expect_shape(where, "d_v", d_v, k.shape());
+}
+
 /// d_out: [batch, tokens, out_features] and d_x: x_shape (the saved x's), disjoint unless
 /// `in_place` allows d_x to be d_out itself (same data, then of the same shape).
 template <class T>

@@ -220,12 +220,7 @@ void causal_self_attention_backward(const Context<cpu>& ctx, const TensorView<co
                                     const TensorView<T, 4>& d_v, Workspace<T, cpu>& scratch) {
   detail::check_cpu_scalar<T>();
   const char* where = "causal_self_attention_backward";
-  detail::check_self_attention(where, q, k, v);
-  detail::expect_shape(where, "out", out, q.shape());
-  detail::expect_shape(where, "d_out", d_out, q.shape());
-  detail::expect_shape(where, "d_q", d_q, q.shape());
-  detail::expect_shape(where, "d_k", d_k, k.shape());
-  detail::expect_shape(where, "d_v", d_v, k.shape());
+  detail::check_self_attention_backward(where, q, k, v, out, d_out, d_q, d_k, d_v);
   const detail::SelfAttentionLayout<T> s(q, k);
   if (s.tokens == 0) return;
   const auto buffers =

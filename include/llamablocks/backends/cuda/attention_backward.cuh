@@ -276,12 +276,7 @@ void causal_self_attention_backward(const Context<cuda>& ctx, const TensorView<c
                                     const TensorView<T, 4>& d_v, Workspace<float, cuda>& scratch) {
   detail::check_cuda_scalar<T>();
   const char* where = "causal_self_attention_backward<cuda>";
-  detail::check_self_attention(where, q, k, v);
-  detail::expect_shape(where, "out", out, q.shape());
-  detail::expect_shape(where, "d_out", d_out, q.shape());
-  detail::expect_shape(where, "d_q", d_q, q.shape());
-  detail::expect_shape(where, "d_k", d_k, k.shape());
-  detail::expect_shape(where, "d_v", d_v, k.shape());
+  detail::check_self_attention_backward(where, q, k, v, out, d_out, d_q, d_k, d_v);
   const index_t head_dim = q.shape(3);
   detail::require<config_error>(head_dim <= detail::attention_backward_max_head_dim, where,
                                 ": head_dim ", head_dim, " exceeds the cuda kernel's limit of ",
